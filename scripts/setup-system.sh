@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the system packages kubespand and its tests use (Debian/Ubuntu, as root).
+# --no-install-recommends matters: without it apt pulls a kernel image via wireguard-tools.
+set -euo pipefail
+PKGS=(wireguard-go wireguard-tools iperf3 iproute2 nftables iputils-ping tinyproxy openssl ca-certificates tcpdump ncat)
+if [ "${KUBESPAND_SETUP_EXTRA:-}" != "" ]; then PKGS+=(${KUBESPAND_SETUP_EXTRA}); fi
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then echo "setup-system: all packages present"; exit 0; fi
+if [ "$(id -u)" != 0 ]; then echo "setup-system: need root to install: ${missing[*]}" >&2; exit 1; fi
+echo "setup-system: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
