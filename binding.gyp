@@ -1,0 +1,12 @@
+{
+  # The kubespand native addon: TUN open/read/write and SO_MARK, nothing else. Plain C against
+  # Node-API version 8, so one build loads on every supported Node major (20, 22, 24).
+  "targets": [
+    {
+      "target_name": "kubespand_native",
+      "sources": ["native/kubespand.c"],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"]
+    }
+  ]
+}

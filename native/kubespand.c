@@ -1,0 +1,574 @@
+/*
+ * kubespand_native: the few system calls Node cannot make by itself.
+ *
+ *   tunOpen(name)                        open /dev/net/tun, TUNSETIFF (IFF_TUN | IFF_NO_PI) -> { fd, name }
+ *   tunGetName(fd)                       TUNGETIFF: the kernel's name for an already-open TUN fd (WG_TUN_FD)
+ *   setNonBlocking(fd)                   O_NONBLOCK on an inherited fd
+ *   tunReaderStart(fd, maxBatch, bufSize, cb) -> handle
+ *                                        uv_poll_t on the node loop; on readable, read() until EAGAIN or
+ *                                        maxBatch packets, then ONE call cb(packets). A read error other
+ *                                        than EAGAIN (interface deleted: EBADFD/EIO) calls cb(null, err)
+ *                                        once and stops the reader.
+ *   tunReaderStop(handle)                stop polling; safe to call twice
+ *   tunWrite(fd, buf)                    bytes written, or -errno (never throws on EAGAIN)
+ *   tunWriteBatch(fd, bufs)              writes in order; a packet the kernel rejects is skipped,
+ *                                        EAGAIN stops the batch; returns the count written
+ *   closeFd(fd)                          close(2), throws with errno text
+ *   setSocketMark(fd, mark)              setsockopt SO_MARK, throws with errno text
+ *   getSocketMark(fd)                    getsockopt SO_MARK (tests)
+ *
+ * All protocol logic stays in TypeScript. Errors thrown here carry `code` (e.g. "EPERM"), `errno` and
+ * `syscall`, and their message names the call and the value it was given.
+ *
+ * Threading: everything runs on the JS thread of the env that called it; the reader's uv_poll_t lives on
+ * that env's loop, so it also works inside a worker thread (an env cleanup hook stops it at teardown).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <node_api.h>
+#include <uv.h>
+
+#define TUN_DEVICE_PATH "/dev/net/tun"
+#define MAX_BATCH_LIMIT 4096
+#define MAX_BUF_SIZE (1 << 20)
+
+/* ---------------------------------------------------------------- errors and argument helpers */
+
+#define NAPI_OK_OR_RETURN(env, call, ret) \
+  do {                                    \
+    if ((call) != napi_ok) return (ret);  \
+  } while (0)
+
+/* Throws an Error with code/errno/syscall set. `err` is a positive errno. */
+static void throw_errno(napi_env env, int err, const char *syscall, const char *fmt, ...) {
+  char context[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(context, sizeof context, fmt, ap);
+  va_end(ap);
+
+  char code[64];
+  uv_err_name_r(-err, code, sizeof code);
+  char message[512];
+  snprintf(message, sizeof message, "%s failed: %s (%s)", context, strerror(err), code);
+
+  napi_value msg_v, code_v, error, errno_v, syscall_v;
+  if (napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg_v) != napi_ok) return;
+  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_v) != napi_ok) return;
+  if (napi_create_error(env, code_v, msg_v, &error) != napi_ok) return;
+  if (napi_create_int32(env, -err, &errno_v) == napi_ok) napi_set_named_property(env, error, "errno", errno_v);
+  if (napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_v) == napi_ok)
+    napi_set_named_property(env, error, "syscall", syscall_v);
+  napi_throw(env, error);
+}
+
+/* Builds (does not throw) an Error value for the reader's error callback. */
+static napi_value make_errno_error(napi_env env, int err, const char *syscall, const char *context) {
+  char code[64];
+  uv_err_name_r(-err, code, sizeof code);
+  char message[512];
+  snprintf(message, sizeof message, "%s: %s (%s)", context, strerror(err), code);
+  napi_value msg_v, code_v, error, errno_v, syscall_v;
+  if (napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg_v) != napi_ok) return NULL;
+  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_v) != napi_ok) return NULL;
+  if (napi_create_error(env, code_v, msg_v, &error) != napi_ok) return NULL;
+  if (napi_create_int32(env, -err, &errno_v) == napi_ok) napi_set_named_property(env, error, "errno", errno_v);
+  if (napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_v) == napi_ok)
+    napi_set_named_property(env, error, "syscall", syscall_v);
+  return error;
+}
+
+static void throw_type(napi_env env, const char *fmt, ...) {
+  char message[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+}
+
+static void throw_range(napi_env env, const char *fmt, ...) {
+  char message[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", message);
+}
+
+/* Reads argument `i` as an integer in [min, max]; throws and returns false otherwise. */
+static bool get_integer(napi_env env, napi_value v, const char *fn, const char *field, double min, double max,
+                        double *out) {
+  napi_valuetype type;
+  if (napi_typeof(env, v, &type) != napi_ok) return false;
+  if (type != napi_number) {
+    throw_type(env, "%s: %s must be a number", fn, field);
+    return false;
+  }
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok) return false;
+  if (!(d >= min && d <= max) || d != (double)(int64_t)d) {
+    throw_range(env, "%s: %s must be an integer in [%.0f, %.0f], got %g", fn, field, min, max, d);
+    return false;
+  }
+  *out = d;
+  return true;
+}
+
+static bool get_fd(napi_env env, napi_value v, const char *fn, int *fd) {
+  double d;
+  if (!get_integer(env, v, fn, "fd", 0, INT32_MAX, &d)) return false;
+  *fd = (int)d;
+  return true;
+}
+
+/* Accepts a Buffer or any Uint8Array (also subarray views). */
+static bool get_bytes(napi_env env, napi_value v, const char *fn, void **data, size_t *len) {
+  bool is_typed = false;
+  if (napi_is_typedarray(env, v, &is_typed) != napi_ok) return false;
+  if (is_typed) {
+    napi_typedarray_type t;
+    napi_value ab;
+    size_t offset;
+    if (napi_get_typedarray_info(env, v, &t, len, data, &ab, &offset) != napi_ok) return false;
+    if (t == napi_uint8_array || t == napi_uint8_clamped_array) return true;
+  }
+  bool is_buffer = false;
+  if (napi_is_buffer(env, v, &is_buffer) != napi_ok) return false;
+  if (is_buffer) return napi_get_buffer_info(env, v, data, len) == napi_ok;
+  throw_type(env, "%s: packet must be a Buffer or Uint8Array", fn);
+  return false;
+}
+
+static bool get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, const char *fn) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return false;
+  if (argc < want) {
+    throw_type(env, "%s: expected %zu arguments, got %zu", fn, want, argc);
+    return false;
+  }
+  return true;
+}
+
+static napi_value make_int(napi_env env, int64_t n) {
+  napi_value v = NULL;
+  napi_create_int64(env, n, &v);
+  return v;
+}
+
+static napi_value undefined_value(napi_env env) {
+  napi_value v = NULL;
+  napi_get_undefined(env, &v);
+  return v;
+}
+
+/* ---------------------------------------------------------------- TUN open / name / flags */
+
+static napi_value tun_open(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv, "tunOpen")) return NULL;
+  char name[IFNAMSIZ + 8];
+  size_t name_len = 0;
+  napi_valuetype type;
+  NAPI_OK_OR_RETURN(env, napi_typeof(env, argv[0], &type), NULL);
+  if (type != napi_string) {
+    throw_type(env, "tunOpen: name must be a string");
+    return NULL;
+  }
+  NAPI_OK_OR_RETURN(env, napi_get_value_string_utf8(env, argv[0], name, sizeof name, &name_len), NULL);
+  if (name_len >= IFNAMSIZ) {
+    throw_range(env, "tunOpen: interface name \"%s\" is longer than %d bytes", name, IFNAMSIZ - 1);
+    return NULL;
+  }
+
+  int fd = open(TUN_DEVICE_PATH, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    throw_errno(env, errno, "open", "tunOpen %s: open " TUN_DEVICE_PATH, name);
+    return NULL;
+  }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  memcpy(ifr.ifr_name, name, name_len);
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int err = errno;
+    close(fd);
+    throw_errno(env, err, "ioctl", "tunOpen %s: ioctl TUNSETIFF", name);
+    return NULL;
+  }
+
+  napi_value result, fd_v, name_v;
+  NAPI_OK_OR_RETURN(env, napi_create_object(env, &result), NULL);
+  NAPI_OK_OR_RETURN(env, napi_create_int32(env, fd, &fd_v), NULL);
+  ifr.ifr_name[IFNAMSIZ - 1] = '\0';
+  NAPI_OK_OR_RETURN(env, napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &name_v), NULL);
+  NAPI_OK_OR_RETURN(env, napi_set_named_property(env, result, "fd", fd_v), NULL);
+  NAPI_OK_OR_RETURN(env, napi_set_named_property(env, result, "name", name_v), NULL);
+  return result;
+}
+
+static napi_value tun_get_name(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int fd;
+  if (!get_args(env, info, 1, argv, "tunGetName") || !get_fd(env, argv[0], "tunGetName", &fd)) return NULL;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  if (ioctl(fd, TUNGETIFF, &ifr) < 0) {
+    throw_errno(env, errno, "ioctl", "tunGetName fd %d: ioctl TUNGETIFF", fd);
+    return NULL;
+  }
+  ifr.ifr_name[IFNAMSIZ - 1] = '\0';
+  napi_value name_v;
+  NAPI_OK_OR_RETURN(env, napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &name_v), NULL);
+  return name_v;
+}
+
+static napi_value set_non_blocking(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int fd;
+  if (!get_args(env, info, 1, argv, "setNonBlocking") || !get_fd(env, argv[0], "setNonBlocking", &fd)) return NULL;
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+    throw_errno(env, errno, "fcntl", "setNonBlocking fd %d: fcntl O_NONBLOCK", fd);
+    return NULL;
+  }
+  return undefined_value(env);
+}
+
+static napi_value close_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int fd;
+  if (!get_args(env, info, 1, argv, "closeFd") || !get_fd(env, argv[0], "closeFd", &fd)) return NULL;
+  /* Linux always releases the descriptor, even when close() reports EINTR: never retry */
+  if (close(fd) < 0 && errno != EINTR) {
+    throw_errno(env, errno, "close", "closeFd fd %d: close", fd);
+    return NULL;
+  }
+  return undefined_value(env);
+}
+
+/* ---------------------------------------------------------------- TUN writes */
+
+static ssize_t write_packet(int fd, const void *data, size_t len) {
+  for (;;) {
+    ssize_t n = write(fd, data, len);
+    if (n >= 0) return n;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+static napi_value tun_write(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int fd;
+  void *data;
+  size_t len;
+  if (!get_args(env, info, 2, argv, "tunWrite") || !get_fd(env, argv[0], "tunWrite", &fd) ||
+      !get_bytes(env, argv[1], "tunWrite", &data, &len))
+    return NULL;
+  return make_int(env, write_packet(fd, data, len));
+}
+
+static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int fd;
+  if (!get_args(env, info, 2, argv, "tunWriteBatch") || !get_fd(env, argv[0], "tunWriteBatch", &fd)) return NULL;
+  bool is_array = false;
+  NAPI_OK_OR_RETURN(env, napi_is_array(env, argv[1], &is_array), NULL);
+  if (!is_array) {
+    throw_type(env, "tunWriteBatch: packets must be an array");
+    return NULL;
+  }
+  uint32_t count = 0;
+  NAPI_OK_OR_RETURN(env, napi_get_array_length(env, argv[1], &count), NULL);
+  int64_t written = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value item;
+    void *data;
+    size_t len;
+    NAPI_OK_OR_RETURN(env, napi_get_element(env, argv[1], i, &item), NULL);
+    if (!get_bytes(env, item, "tunWriteBatch", &data, &len)) return NULL;
+    ssize_t n = write_packet(fd, data, len);
+    if (n >= 0) {
+      written++;
+    } else if (n == -EAGAIN || n == -EWOULDBLOCK) {
+      break;
+    }
+    /* any other error rejects this packet only (e.g. EINVAL for a malformed header): go on */
+  }
+  return make_int(env, written);
+}
+
+/* ---------------------------------------------------------------- socket mark */
+
+static napi_value set_socket_mark(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int fd;
+  double mark_d;
+  if (!get_args(env, info, 2, argv, "setSocketMark") || !get_fd(env, argv[0], "setSocketMark", &fd) ||
+      !get_integer(env, argv[1], "setSocketMark", "mark", 0, 4294967295.0, &mark_d))
+    return NULL;
+  uint32_t mark = (uint32_t)mark_d;
+  if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) < 0) {
+    throw_errno(env, errno, "setsockopt", "setSocketMark fd %d: setsockopt SO_MARK=0x%x", fd, mark);
+    return NULL;
+  }
+  return undefined_value(env);
+}
+
+static napi_value get_socket_mark(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int fd;
+  if (!get_args(env, info, 1, argv, "getSocketMark") || !get_fd(env, argv[0], "getSocketMark", &fd)) return NULL;
+  uint32_t mark = 0;
+  socklen_t len = sizeof mark;
+  if (getsockopt(fd, SOL_SOCKET, SO_MARK, &mark, &len) < 0) {
+    throw_errno(env, errno, "getsockopt", "getSocketMark fd %d: getsockopt SO_MARK", fd);
+    return NULL;
+  }
+  napi_value v;
+  NAPI_OK_OR_RETURN(env, napi_create_uint32(env, mark, &v), NULL);
+  return v;
+}
+
+/* ---------------------------------------------------------------- poll-driven TUN reader */
+
+enum reader_state { READER_ACTIVE, READER_CLOSING, READER_CLOSED };
+
+typedef struct tun_reader {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;
+  napi_async_context async_context;
+  int fd;
+  uint32_t max_batch;
+  size_t buf_size;
+  uint8_t *buf;
+  enum reader_state state;
+  bool handle_collected; /* the JS handle was garbage-collected */
+} tun_reader;
+
+static void env_cleanup(void *arg);
+
+static void reader_on_closed(uv_handle_t *handle) {
+  tun_reader *r = (tun_reader *)handle->data;
+  r->state = READER_CLOSED;
+  free(r->buf);
+  r->buf = NULL;
+  if (r->handle_collected) free(r);
+}
+
+static void reader_stop(tun_reader *r, bool from_cleanup_hook) {
+  if (r->state != READER_ACTIVE) return;
+  r->state = READER_CLOSING;
+  uv_poll_stop(&r->poll);
+  if (r->callback != NULL) napi_delete_reference(r->env, r->callback);
+  r->callback = NULL;
+  if (r->async_context != NULL) napi_async_destroy(r->env, r->async_context);
+  r->async_context = NULL;
+  if (!from_cleanup_hook) napi_remove_env_cleanup_hook(r->env, env_cleanup, r);
+  uv_close((uv_handle_t *)&r->poll, reader_on_closed);
+}
+
+static void env_cleanup(void *arg) { reader_stop((tun_reader *)arg, true); }
+
+static void reader_finalize(napi_env env, void *data, void *hint) {
+  tun_reader *r = (tun_reader *)data;
+  r->handle_collected = true;
+  if (r->state == READER_CLOSED) free(r);
+  /* still active: the reader keeps running (it holds its callback); it is freed once closed */
+}
+
+/* Calls cb(args...) within the reader's async context; an exception thrown by cb becomes uncaught. */
+static void invoke(napi_env env, napi_async_context context, napi_ref callback, size_t argc, napi_value *argv) {
+  napi_value cb = NULL, recv, result;
+  if (callback == NULL || napi_get_reference_value(env, callback, &cb) != napi_ok || cb == NULL) return;
+  napi_get_undefined(env, &recv);
+  napi_make_callback(env, context, recv, cb, argc, argv, &result);
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+    napi_value exception;
+    if (napi_get_and_clear_last_exception(env, &exception) == napi_ok) napi_fatal_exception(env, exception);
+  }
+}
+
+static void reader_on_poll(uv_poll_t *handle, int status, int events) {
+  tun_reader *r = (tun_reader *)handle->data;
+  if (r->state != READER_ACTIVE) return;
+  napi_env env = r->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+
+  /* read until EAGAIN or a full batch */
+  napi_value packets;
+  uint32_t count = 0;
+  int read_error = 0;
+  if (napi_create_array(env, &packets) != napi_ok) goto out;
+  while (count < r->max_batch) {
+    ssize_t n = read(r->fd, r->buf, r->buf_size);
+    if (n > 0) {
+      napi_value packet;
+      if (napi_create_buffer_copy(env, (size_t)n, r->buf, NULL, &packet) != napi_ok) break;
+      if (napi_set_element(env, packets, count, packet) != napi_ok) break;
+      count++;
+      continue;
+    }
+    if (n == 0) {
+      read_error = EIO; /* a TUN fd never reads 0 bytes while the interface lives */
+      break;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) read_error = errno;
+    break;
+  }
+  /* libuv reports POLLERR as a status and stops the watcher; the read above found the real errno */
+  if (read_error == 0 && status < 0) read_error = -status;
+
+  if (count > 0) {
+    napi_value argv[1] = {packets};
+    invoke(env, r->async_context, r->callback, 1, argv);
+  }
+  if (read_error != 0 && r->state == READER_ACTIVE) {
+    char what[96];
+    snprintf(what, sizeof what, "TUN fd %d read failed", r->fd);
+    napi_value argv[2];
+    napi_get_null(env, &argv[0]);
+    argv[1] = make_errno_error(env, read_error, "read", what);
+    if (argv[1] == NULL) argv[1] = undefined_value(env);
+    /* stop polling before the call: the callback may close the fd, and the poll must not outlive it */
+    napi_ref callback = r->callback;
+    napi_async_context context = r->async_context;
+    r->callback = NULL;
+    r->async_context = NULL;
+    r->state = READER_CLOSING;
+    uv_poll_stop(&r->poll);
+    napi_remove_env_cleanup_hook(env, env_cleanup, r);
+    invoke(env, context, callback, 2, argv);
+    napi_delete_reference(env, callback);
+    napi_async_destroy(env, context);
+    uv_close((uv_handle_t *)&r->poll, reader_on_closed);
+  }
+out:
+  napi_close_handle_scope(env, scope);
+}
+
+static napi_value tun_reader_start(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  int fd;
+  double max_batch, buf_size;
+  if (!get_args(env, info, 4, argv, "tunReaderStart") || !get_fd(env, argv[0], "tunReaderStart", &fd) ||
+      !get_integer(env, argv[1], "tunReaderStart", "maxBatch", 1, MAX_BATCH_LIMIT, &max_batch) ||
+      !get_integer(env, argv[2], "tunReaderStart", "bufSize", 64, MAX_BUF_SIZE, &buf_size))
+    return NULL;
+  napi_valuetype type;
+  NAPI_OK_OR_RETURN(env, napi_typeof(env, argv[3], &type), NULL);
+  if (type != napi_function) {
+    throw_type(env, "tunReaderStart: callback must be a function");
+    return NULL;
+  }
+
+  uv_loop_t *loop = NULL;
+  NAPI_OK_OR_RETURN(env, napi_get_uv_event_loop(env, (struct uv_loop_s **)&loop), NULL);
+
+  tun_reader *r = (tun_reader *)calloc(1, sizeof *r);
+  if (r == NULL) {
+    throw_errno(env, ENOMEM, "calloc", "tunReaderStart fd %d: allocating reader", fd);
+    return NULL;
+  }
+  r->buf = (uint8_t *)malloc((size_t)buf_size);
+  if (r->buf == NULL) {
+    free(r);
+    throw_errno(env, ENOMEM, "malloc", "tunReaderStart fd %d: allocating %.0f-byte buffer", fd, buf_size);
+    return NULL;
+  }
+  r->env = env;
+  r->fd = fd;
+  r->max_batch = (uint32_t)max_batch;
+  r->buf_size = (size_t)buf_size;
+  r->state = READER_ACTIVE;
+
+  int rc = uv_poll_init(loop, &r->poll, fd);
+  if (rc < 0) {
+    free(r->buf);
+    free(r);
+    throw_errno(env, -rc, "uv_poll_init", "tunReaderStart fd %d: uv_poll_init", fd);
+    return NULL;
+  }
+  r->poll.data = r;
+  rc = uv_poll_start(&r->poll, UV_READABLE, reader_on_poll);
+  if (rc < 0) {
+    r->state = READER_CLOSING;
+    r->handle_collected = true; /* no JS handle will exist: free on close */
+    uv_close((uv_handle_t *)&r->poll, reader_on_closed);
+    throw_errno(env, -rc, "uv_poll_start", "tunReaderStart fd %d: uv_poll_start", fd);
+    return NULL;
+  }
+
+  napi_value resource, resource_name, handle;
+  if (napi_create_reference(env, argv[3], 1, &r->callback) != napi_ok ||
+      napi_create_object(env, &resource) != napi_ok ||
+      napi_create_string_utf8(env, "kubespand:TunReader", NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
+      napi_async_init(env, resource, resource_name, &r->async_context) != napi_ok ||
+      napi_create_external(env, r, reader_finalize, NULL, &handle) != napi_ok) {
+    /* leave a consistent state: stop and let the close callback free it */
+    r->handle_collected = true;
+    if (r->callback != NULL) napi_delete_reference(env, r->callback);
+    if (r->async_context != NULL) napi_async_destroy(env, r->async_context);
+    r->callback = NULL;
+    r->async_context = NULL;
+    r->state = READER_CLOSING;
+    uv_poll_stop(&r->poll);
+    uv_close((uv_handle_t *)&r->poll, reader_on_closed);
+    return NULL;
+  }
+  napi_add_env_cleanup_hook(env, env_cleanup, r);
+  return handle;
+}
+
+static napi_value tun_reader_stop(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv, "tunReaderStop")) return NULL;
+  napi_valuetype type;
+  NAPI_OK_OR_RETURN(env, napi_typeof(env, argv[0], &type), NULL);
+  if (type != napi_external) {
+    throw_type(env, "tunReaderStop: handle must come from tunReaderStart");
+    return NULL;
+  }
+  void *data = NULL;
+  NAPI_OK_OR_RETURN(env, napi_get_value_external(env, argv[0], &data), NULL);
+  reader_stop((tun_reader *)data, false);
+  return undefined_value(env);
+}
+
+/* ---------------------------------------------------------------- module */
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"tunOpen", NULL, tun_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tunGetName", NULL, tun_get_name, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setNonBlocking", NULL, set_non_blocking, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tunReaderStart", NULL, tun_reader_start, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tunReaderStop", NULL, tun_reader_stop, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tunWrite", NULL, tun_write, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tunWriteBatch", NULL, tun_write_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setSocketMark", NULL, set_socket_mark, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"getSocketMark", NULL, get_socket_mark, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
