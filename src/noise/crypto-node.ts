@@ -1,0 +1,180 @@
+/**
+ * CryptoProvider on `node:crypto` (OpenSSL): BLAKE2s-256 hash and HMAC, X25519 through KeyObjects,
+ * ChaCha20-Poly1305. Node has no keyed BLAKE2s and no XChaCha20, so the 16-byte MAC and the
+ * cookie-reply XAEAD come from @noble (spec §1, "Node.js note").
+ *
+ * Outputs are plain Uint8Arrays that own their memory (views over Node's freshly allocated,
+ * unpooled result buffers), so `slice()` copies as usual and nothing is shared with other calls.
+ * Nothing secret is cached at module level; an `Aead` keeps only its own prepared key.
+ */
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  createSecretKey,
+  diffieHellman,
+  type KeyObject,
+} from 'node:crypto';
+import { blake2s } from '@noble/hashes/blake2.js';
+import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { KEY_SIZE, MAC_SIZE, TAG_SIZE } from './constants.js';
+import type { Aead, CryptoProvider } from './crypto.js';
+import { writeCounter } from './bytes.js';
+
+/** DER PKCS#8 header of an X25519 private key; the 32 raw bytes follow (RFC 8410). */
+const PKCS8_X25519_PREFIX = Uint8Array.from([
+  0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20,
+]);
+/** DER SubjectPublicKeyInfo header of an X25519 public key; the 32 raw bytes follow (RFC 8410). */
+const SPKI_X25519_PREFIX = Uint8Array.from([
+  0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x03, 0x21, 0x00,
+]);
+
+const CIPHER = 'chacha20-poly1305';
+const NONCE_SIZE = 12;
+const EMPTY = new Uint8Array(0);
+
+/** A plain Uint8Array over the same memory as a Node Buffer (no copy). */
+function plain(b: Buffer): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
+function checkKey(k: Uint8Array, what: string): void {
+  if (k.length !== KEY_SIZE) throw new Error(`${what}: must be ${KEY_SIZE} bytes, got ${k.length}`);
+}
+
+function privateKeyObject(raw: Uint8Array): KeyObject {
+  const der = new Uint8Array(PKCS8_X25519_PREFIX.length + KEY_SIZE);
+  der.set(PKCS8_X25519_PREFIX, 0);
+  der.set(raw, PKCS8_X25519_PREFIX.length);
+  try {
+    return createPrivateKey({ key: Buffer.from(der.buffer, 0, der.length), format: 'der', type: 'pkcs8' });
+  } finally {
+    der.fill(0);
+  }
+}
+
+function publicKeyObject(raw: Uint8Array): KeyObject {
+  const der = new Uint8Array(SPKI_X25519_PREFIX.length + KEY_SIZE);
+  der.set(SPKI_X25519_PREFIX, 0);
+  der.set(raw, SPKI_X25519_PREFIX.length);
+  return createPublicKey({ key: Buffer.from(der.buffer, 0, der.length), format: 'der', type: 'spki' });
+}
+
+/** nonce = 4 zero bytes ‖ counter (u64 LE); the first 4 bytes of `nonce` are never written. */
+function setCounter(nonce: Uint8Array, counter: number): void {
+  writeCounter(nonce, 4, counter);
+}
+
+function sealWith(key: KeyObject | Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array | undefined): Uint8Array {
+  const cipher = createCipheriv(CIPHER, key, nonce, { authTagLength: TAG_SIZE });
+  if (ad !== undefined && ad.length > 0) cipher.setAAD(ad, { plaintextLength: plaintext.length });
+  const body = cipher.update(plaintext);
+  cipher.final();
+  const out = new Uint8Array(body.length + TAG_SIZE);
+  out.set(body, 0);
+  out.set(cipher.getAuthTag(), body.length);
+  return out;
+}
+
+function openWith(key: KeyObject | Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array, ad: Uint8Array | undefined): Uint8Array | null {
+  if (ciphertext.length < TAG_SIZE) return null;
+  const bodyLength = ciphertext.length - TAG_SIZE;
+  const decipher = createDecipheriv(CIPHER, key, nonce, { authTagLength: TAG_SIZE });
+  decipher.setAuthTag(ciphertext.subarray(bodyLength));
+  if (ad !== undefined && ad.length > 0) decipher.setAAD(ad, { plaintextLength: bodyLength });
+  const body = decipher.update(ciphertext.subarray(0, bodyLength));
+  try {
+    decipher.final();
+  } catch {
+    body.fill(0); // unauthenticated plaintext never leaves
+    return null;
+  }
+  return plain(body);
+}
+
+function xopen(key: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array, ad: Uint8Array): Uint8Array | null {
+  if (ciphertext.length < TAG_SIZE) return null;
+  try {
+    return xchacha20poly1305(key, nonce, ad).decrypt(ciphertext);
+  } catch {
+    return null;
+  }
+}
+
+export const nodeCrypto: CryptoProvider = {
+  name: 'node',
+
+  hash(...parts) {
+    const h = createHash('blake2s256');
+    for (const p of parts) h.update(p);
+    return plain(h.digest());
+  },
+
+  mac(key, data) {
+    return blake2s(data, { key, dkLen: MAC_SIZE });
+  },
+
+  hmac(key, data) {
+    return plain(createHmac('blake2s256', key).update(data).digest());
+  },
+
+  dh(privateKey, publicKey) {
+    checkKey(privateKey, 'dh private key');
+    checkKey(publicKey, 'dh public key');
+    const priv = privateKeyObject(privateKey);
+    const pub = publicKeyObject(publicKey);
+    try {
+      return plain(diffieHellman({ privateKey: priv, publicKey: pub }));
+    } catch (err) {
+      // OpenSSL refuses to derive from a low-order point (all-zero result); report that as the
+      // all-zero value, which the handshake rejects, exactly like the pure-JS provider.
+      if ((err as { code?: unknown }).code === 'ERR_OSSL_FAILED_DURING_DERIVATION') return new Uint8Array(KEY_SIZE);
+      throw err;
+    }
+  },
+
+  publicKey(privateKey) {
+    checkKey(privateKey, 'private key');
+    const spki = createPublicKey(privateKeyObject(privateKey)).export({ format: 'der', type: 'spki' });
+    return plain(spki).slice(SPKI_X25519_PREFIX.length);
+  },
+
+  seal(key, counter, plaintext, ad) {
+    const nonce = new Uint8Array(NONCE_SIZE);
+    setCounter(nonce, counter);
+    return sealWith(key, nonce, plaintext, ad);
+  },
+
+  open(key, counter, ciphertext, ad) {
+    const nonce = new Uint8Array(NONCE_SIZE);
+    setCounter(nonce, counter);
+    return openWith(key, nonce, ciphertext, ad);
+  },
+
+  xseal(key, nonce, plaintext, ad) {
+    return xchacha20poly1305(key, nonce, ad).encrypt(plaintext);
+  },
+
+  xopen,
+
+  aead(key): Aead {
+    checkKey(key, 'aead key');
+    // the key is imported once; the nonce buffer is reused (createCipheriv copies it per call)
+    const secret = createSecretKey(key);
+    const nonce = new Uint8Array(NONCE_SIZE);
+    return {
+      seal(counter, plaintext, ad) {
+        setCounter(nonce, counter);
+        return sealWith(secret, nonce, plaintext, ad ?? EMPTY);
+      },
+      open(counter, ciphertext, ad) {
+        setCounter(nonce, counter);
+        return openWith(secret, nonce, ciphertext, ad ?? EMPTY);
+      },
+    };
+  },
+};
