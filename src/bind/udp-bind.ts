@@ -1,0 +1,314 @@
+/**
+ * UDP bind on node:dgram, shaped like wireguard-go's StdNetBind: one udp4 socket on 0.0.0.0:port and
+ * one IPv6-only udp6 socket on [::]:port, the same port for both. With port 0 the kernel picks the v4
+ * port and the v6 socket takes the same one, retrying a few times when that port is taken on v6; a
+ * host without IPv6 runs v4 only.
+ *
+ * Receiving: each 'message' is queued and the queue is handed over once per event-loop turn
+ * (setImmediate, which runs right after the poll phase that read the burst), so a burst is one batch
+ * and a lone datagram waits for nothing else. Sending: fire and forget; failures are counted, never
+ * thrown. SO_MARK goes through the native addon on the sockets' fds, and is re-applied after a rebind.
+ */
+import * as dgram from 'node:dgram';
+import { loadNative } from '../native.js';
+import { normalizeReceivedAddress, validateMark, validatePort, type Bind, type Datagram, type Endpoint } from './bind.js';
+
+export interface UdpBindOptions {
+  /** IPv4 listen address (default 0.0.0.0; tests use 127.0.0.1). Null disables IPv4. */
+  address4?: string | null;
+  /** IPv6 listen address (default ::; tests use ::1). Null disables IPv6. */
+  address6?: string | null;
+  /** Socket receive and send buffer size; errors (limits) are ignored. Default 4 MiB. */
+  bufferSize?: number;
+  /** Attempts to find a port free on both families when opening port 0. Default 10. */
+  portAttempts?: number;
+}
+
+export interface UdpBindStats {
+  sent: number;
+  sendErrors: number;
+  received: number;
+  batches: number;
+  /** Datagrams that arrived while nobody listened. */
+  dropped: number;
+  /** 'error' events from the sockets after binding. */
+  socketErrors: number;
+}
+
+const DEFAULT_BUFFER_SIZE = 4 * 1024 * 1024;
+const FAMILY_UNAVAILABLE = new Set(['EAFNOSUPPORT', 'EADDRNOTAVAIL', 'EPROTONOSUPPORT']);
+
+interface SocketPair {
+  v4?: dgram.Socket;
+  v6?: dgram.Socket;
+  port: number;
+}
+
+/** Endpoints are numeric, so the resolver is the identity (and skips dns.lookup's nextTick per packet). */
+function numericLookup(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  callback(null, address, family === 6 || family === 'IPv6' ? 6 : 4);
+}
+
+function errorCode(err: unknown): string {
+  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
+}
+
+function bindSocket(sock: dgram.Socket, port: number, address: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      sock.off('listening', onListening);
+      reject(err);
+    };
+    const onListening = (): void => {
+      sock.off('error', onError);
+      resolve();
+    };
+    sock.once('error', onError);
+    sock.once('listening', onListening);
+    sock.bind({ port, address, exclusive: true });
+  });
+}
+
+function closeSocket(sock: dgram.Socket | undefined): Promise<void> {
+  if (!sock) return Promise.resolve();
+  return new Promise((resolve) => {
+    try {
+      sock.close(() => resolve());
+    } catch {
+      resolve(); // not running (failed bind) or already closed
+    }
+  });
+}
+
+/**
+ * The fd of a bound dgram socket. Node keeps the handle under a "state symbol"; the public
+ * `_handle` getter works too but is deprecated (DEP0112), so it is only the fallback.
+ */
+export function socketFd(sock: dgram.Socket): number {
+  const stateSymbol = Object.getOwnPropertySymbols(sock).find((s) => s.description === 'state symbol');
+  const state = stateSymbol ? (sock as unknown as Record<symbol, { handle?: { fd?: unknown } } | undefined>)[stateSymbol] : undefined;
+  let fd = state?.handle?.fd;
+  if (typeof fd !== 'number') fd = (sock as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new Error('udp bind: cannot find the socket fd (is the socket bound? did node internals change?)');
+  return fd;
+}
+
+export class UdpBind implements Bind {
+  readonly stats: UdpBindStats = { sent: 0, sendErrors: 0, received: 0, batches: 0, dropped: 0, socketErrors: 0 };
+  private v4: dgram.Socket | undefined;
+  private v6: dgram.Socket | undefined;
+  private boundPort = 0;
+  private mark = 0;
+  private appliedMark = 0;
+  private readonly listeners: ((batch: Datagram[]) => void)[] = [];
+  private pending: Datagram[] = [];
+  private flushScheduled = false;
+  private opening: Promise<number> | undefined;
+  private readonly address4: string | null;
+  private readonly address6: string | null;
+  private readonly bufferSize: number;
+  private readonly portAttempts: number;
+
+  constructor(opts: UdpBindOptions = {}) {
+    this.address4 = opts.address4 === undefined ? '0.0.0.0' : opts.address4;
+    this.address6 = opts.address6 === undefined ? '::' : opts.address6;
+    this.bufferSize = opts.bufferSize ?? DEFAULT_BUFFER_SIZE;
+    this.portAttempts = opts.portAttempts ?? 10;
+    if (this.address4 === null && this.address6 === null) throw new Error('udp bind: both address families disabled');
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /** Which families are bound right now. */
+  get families(): { v4: boolean; v6: boolean } {
+    return { v4: this.v4 !== undefined, v6: this.v6 !== undefined };
+  }
+
+  /** The bound sockets' fds (tests, diagnostics). */
+  socketFds(): { v4?: number; v6?: number } {
+    return { v4: this.v4 ? socketFd(this.v4) : undefined, v6: this.v6 ? socketFd(this.v6) : undefined };
+  }
+
+  /**
+   * Binds both families to `port` (0: kernel's pick). When already open, a different port rebinds: the
+   * new sockets are bound first and the old ones closed after, so a failed rebind keeps the old port.
+   * The same non-zero port is a no-op; 0 picks a new random port.
+   */
+  open(port: number): Promise<number> {
+    validatePort(port);
+    // serialise concurrent opens (UAPI set while a previous rebind is in flight)
+    const run = async (): Promise<number> => {
+      if (this.isOpen && port !== 0 && port === this.boundPort) return port;
+      const pair = await this.bindPair(port);
+      try {
+        if (this.mark !== 0) this.applyMark(pair, this.mark);
+      } catch (err) {
+        await Promise.all([closeSocket(pair.v4), closeSocket(pair.v6)]);
+        throw err;
+      }
+      const old = [this.v4, this.v6];
+      this.install(pair);
+      this.appliedMark = this.mark;
+      await Promise.all(old.map((s) => closeSocket(s)));
+      return pair.port;
+    };
+    const next = (this.opening ?? Promise.resolve(0)).then(run, run);
+    this.opening = next;
+    return next;
+  }
+
+  get isOpen(): boolean {
+    return this.v4 !== undefined || this.v6 !== undefined;
+  }
+
+  send(ep: Endpoint, data: Uint8Array): void {
+    const sock = ep.address.includes(':') ? this.v6 : this.v4;
+    if (!sock) {
+      this.stats.sendErrors++;
+      return;
+    }
+    try {
+      sock.send(data, ep.port, ep.address, this.afterSend);
+    } catch {
+      this.stats.sendErrors++;
+    }
+  }
+
+  sendBatch(ep: Endpoint, packets: Uint8Array[]): void {
+    for (const p of packets) this.send(ep, p);
+  }
+
+  onDatagrams(cb: (batch: Datagram[]) => void): void {
+    this.listeners.push(cb);
+  }
+
+  /** Sets SO_MARK on both sockets (needs CAP_NET_ADMIN); throws with the errno text when refused. */
+  setMark(mark: number): void {
+    validateMark(mark);
+    if (this.isOpen && mark !== this.appliedMark) {
+      this.applyMark({ v4: this.v4, v6: this.v6, port: this.boundPort }, mark);
+      this.appliedMark = mark;
+    }
+    this.mark = mark;
+  }
+
+  async close(): Promise<void> {
+    await this.opening?.catch(() => undefined);
+    const old = [this.v4, this.v6];
+    this.v4 = undefined;
+    this.v6 = undefined;
+    this.boundPort = 0;
+    this.appliedMark = 0;
+    this.pending = [];
+    await Promise.all(old.map((s) => closeSocket(s)));
+  }
+
+  // ------------------------------------------------------------ internals
+
+  private readonly afterSend = (err: Error | null): void => {
+    if (err) this.stats.sendErrors++;
+    else this.stats.sent++;
+  };
+
+  private applyMark(pair: SocketPair, mark: number): void {
+    const native = loadNative();
+    for (const sock of [pair.v4, pair.v6]) {
+      if (!sock) continue;
+      try {
+        native.setSocketMark(socketFd(sock), mark);
+      } catch (err) {
+        throw new Error(`udp bind port ${pair.port}: setting fwmark 0x${mark.toString(16)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      }
+    }
+  }
+
+  private async bindPair(port: number): Promise<SocketPair> {
+    const attempts = port === 0 ? this.portAttempts : 1;
+    let lastError: unknown;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      let v4: dgram.Socket | undefined;
+      let v6: dgram.Socket | undefined;
+      let chosen = port;
+      try {
+        if (this.address4 !== null) {
+          v4 = dgram.createSocket({ type: 'udp4', lookup: numericLookup as never });
+          try {
+            await bindSocket(v4, chosen, this.address4);
+            chosen = v4.address().port;
+          } catch (err) {
+            await closeSocket(v4);
+            v4 = undefined;
+            if (!FAMILY_UNAVAILABLE.has(errorCode(err)) || this.address6 === null) throw err;
+          }
+        }
+        if (this.address6 !== null) {
+          v6 = dgram.createSocket({ type: 'udp6', ipv6Only: true, lookup: numericLookup as never });
+          try {
+            await bindSocket(v6, chosen, this.address6);
+            chosen = v6.address().port;
+          } catch (err) {
+            await closeSocket(v6);
+            v6 = undefined;
+            // no IPv6 on this host: run v4 only (if v4 is up)
+            if (!(FAMILY_UNAVAILABLE.has(errorCode(err)) && v4)) throw err;
+          }
+        }
+        return { v4, v6, port: chosen };
+      } catch (err) {
+        await Promise.all([closeSocket(v4), closeSocket(v6)]);
+        lastError = err;
+        // port 0: the v4 port the kernel picked was taken on v6; try another
+        if (!(port === 0 && errorCode(err) === 'EADDRINUSE')) break;
+      }
+    }
+    const code = errorCode(lastError);
+    const detail = lastError instanceof Error ? lastError.message : String(lastError);
+    throw new Error(`udp bind: listen_port ${port}: ${code === 'EADDRINUSE' ? 'port already in use' : 'bind failed'} (${detail})`, { cause: lastError });
+  }
+
+  private install(pair: SocketPair): void {
+    this.v4 = pair.v4;
+    this.v6 = pair.v6;
+    this.boundPort = pair.port;
+    for (const sock of [pair.v4, pair.v6]) {
+      if (!sock) continue;
+      try {
+        sock.setRecvBufferSize(this.bufferSize);
+      } catch {
+        /* capped by net.core.rmem_max: fine */
+      }
+      try {
+        sock.setSendBufferSize(this.bufferSize);
+      } catch {
+        /* capped by net.core.wmem_max: fine */
+      }
+      sock.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => {
+        if (sock !== this.v4 && sock !== this.v6) return; // a socket being replaced by a rebind
+        this.pending.push({ data: msg, from: { address: normalizeReceivedAddress(rinfo.address), port: rinfo.port } });
+        if (!this.flushScheduled) {
+          this.flushScheduled = true;
+          setImmediate(this.flush);
+        }
+      });
+      sock.on('error', () => {
+        this.stats.socketErrors++;
+      });
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    const batch = this.pending;
+    if (batch.length === 0) return;
+    this.pending = [];
+    if (this.listeners.length === 0) {
+      this.stats.dropped += batch.length;
+      return;
+    }
+    this.stats.received += batch.length;
+    this.stats.batches++;
+    for (const cb of this.listeners) cb(batch);
+  };
+}
