@@ -24,7 +24,8 @@ export type WgImpl = 'wireguard-go' | 'kubespand';
 export const WG_IMPLS: readonly WgImpl[] = ['wireguard-go', 'kubespand'] as const;
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const KUBESPAND_BIN = join(REPO_ROOT, 'bin', 'kubespand');
+/** The kubespand executable; KSN_KUBESPAND_BIN points the bed at another build (e.g. a second checkout). */
+export const KUBESPAND_BIN = process.env.KSN_KUBESPAND_BIN || join(REPO_ROOT, 'bin', 'kubespand');
 /** Where the UAPI sockets live (host filesystem, shared by all namespaces). */
 export const UAPI_DIR = '/var/run/wireguard';
 
@@ -37,6 +38,7 @@ export function uapiSocketPath(ifname: string): string {
  * cases run and fail with startWg's message; the bench uses this to print a "not built" row instead.
  */
 export function kubespandBuilt(): boolean {
+  if (process.env.KSN_KUBESPAND_BIN) return existsSync(process.env.KSN_KUBESPAND_BIN);
   return existsSync(join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js')) && existsSync(join(REPO_ROOT, 'dist', 'src', 'cli', 'device.js'));
 }
 
@@ -88,27 +90,35 @@ export async function startWg(topo: Topology, ns: string, ifname: string, impl: 
   else delete childEnv.LOG_LEVEL;
   const proc = topo.spawn(ns, cmd, args, { env: childEnv });
   topo.onDestroy(() => rmSync(sock, { force: true }));
+  await waitForUapi(topo, ns, ifname, proc, impl, opts.timeoutMs ?? 15_000);
+  return proc;
+}
 
+/**
+ * Resolves once `proc` serves `/var/run/wireguard/<ifname>.sock` and `wg show <ifname>` answers inside
+ * `ns`; rejects with the process output if it exits first or is not ready within `timeoutMs`.
+ */
+export async function waitForUapi(topo: Topology, ns: string, ifname: string, proc: Spawned, what: string, timeoutMs = 15_000): Promise<void> {
+  const sock = uapiSocketPath(ifname);
   let exitCode: number | null | undefined;
   void proc.exited().then((c) => (exitCode = c));
-  const timeoutMs = opts.timeoutMs ?? 15_000;
   const started = Date.now();
   let lastErr = '';
   for (;;) {
     if (exitCode !== undefined) {
-      throw new Error(`startWg: ${impl} for ${ifname} in ${ns} exited (code ${exitCode}) before serving ${sock}: ${proc.output().slice(-2000).trim() || '(no output)'}`);
+      throw new Error(`${what} for ${ifname} in ${ns} exited (code ${exitCode}) before serving ${sock}: ${proc.output().slice(-2000).trim() || '(no output)'}`);
     }
     if (existsSync(sock)) {
       try {
         topo.exec(ns, 'wg', ['show', ifname], { timeoutMs: 5_000 });
-        return proc;
+        return;
       } catch (err) {
         lastErr = (err as Error).message;
       }
     }
     if (Date.now() - started > timeoutMs) {
       throw new Error(
-        `startWg: ${impl} for ${ifname} in ${ns} not ready after ${timeoutMs} ms (socket ${existsSync(sock) ? 'present' : 'missing'}` +
+        `${what} for ${ifname} in ${ns} not ready after ${timeoutMs} ms (socket ${existsSync(sock) ? 'present' : 'missing'}` +
           `${lastErr ? `, last wg error: ${lastErr}` : ''}): ${proc.output().slice(-2000).trim() || '(no output)'}`,
       );
     }
