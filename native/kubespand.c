@@ -395,7 +395,8 @@ static void reader_finalize(napi_env env, void *data, void *hint) {
 static void invoke(napi_env env, napi_async_context context, napi_ref callback, size_t argc, napi_value *argv) {
   napi_value cb = NULL, recv, result;
   if (callback == NULL || napi_get_reference_value(env, callback, &cb) != napi_ok || cb == NULL) return;
-  napi_get_undefined(env, &recv);
+  /* napi_make_callback converts the receiver to an object: undefined would throw, so pass the global */
+  napi_get_global(env, &recv);
   napi_make_callback(env, context, recv, cb, argc, argv, &result);
   bool pending = false;
   if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
