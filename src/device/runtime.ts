@@ -44,6 +44,7 @@ export async function startDevice(opts: StartDeviceOptions): Promise<RunningDevi
   const tun = opts.tunFd !== undefined ? tunFromFd(opts.tunFd, opts.ifname, mtu) : openLinuxTun(opts.ifname, { mtu });
   const ifname = tun.name;
   const log = opts.log.child({ interface: ifname });
+  // (the child binding names the interface; messages below do not repeat it)
   const bind = new UdpBind();
   const device = new WireguardDevice({ name: ifname, tun, bind, crypto: nodeCrypto, clock: systemClock, random: systemRandom, log });
   let resolveStopped!: (reason: string) => void;

@@ -78,12 +78,20 @@ export class WireguardDevice implements UapiDevice {
   async start(listenPort = 0): Promise<void> {
     this.bind.onDatagrams((batch) => {
       this.stats.datagramsIn += batch.length;
-      for (const { data, from } of batch) this.core.handleDatagram(data, from);
+      try {
+        for (const { data, from } of batch) this.core.handleDatagram(data, from);
+      } catch (err) {
+        this.internalError('datagram', err);
+      }
       this.flushDeliveries();
     });
     this.tun.onPackets((packets) => {
       this.stats.packetsFromTun += packets.length;
-      this.core.handleTunPackets(packets);
+      try {
+        this.core.handleTunPackets(packets);
+      } catch (err) {
+        this.internalError('tun', err);
+      }
       this.flushDeliveries();
     });
     this.tun.onClose((err) => {
@@ -95,8 +103,16 @@ export class WireguardDevice implements UapiDevice {
       this.core.tick();
       this.flushDeliveries();
     }, TIMER_TICK_MS);
-    this.log.info({ interface: this.name, listenPort: this.listenPort }, 'device started');
+    this.log.info({ listenPort: this.listenPort }, 'device started');
   }
+
+  /** A bug in the core must not take the whole mesh down with it: log it loudly and keep serving. */
+  private internalError(path: string, err: unknown): void {
+    this.internalErrors++;
+    this.log.error({ path, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'internal error while handling packets');
+  }
+
+  internalErrors = 0;
 
   private flushDeliveries(): void {
     if (this.pendingDeliveries.length === 0) return;
