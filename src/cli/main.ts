@@ -17,6 +17,12 @@ const commands: Record<string, Loader> = {
   pubkey: async () => (await import('./keys.js')).pubkeyCommand,
   genpsk: async () => (await import('./keys.js')).genpskCommand,
   discovery: async () => (await import('./discovery.js')).discoveryCommand,
+  validate: async () => (await import('./validate.js')).validateCommand,
+  gen: async () => (await import('./gen.js')).genCommand,
+  run: async () => (await import('./run.js')).runCommand,
+  get: async () => (await import('./get.js')).getCommand,
+  status: async () => (await import('./get.js')).statusCommand,
+  leave: async () => (await import('./get.js')).leaveCommand,
 };
 
 export const VERSION = '0.1.0';
@@ -29,7 +35,13 @@ function usage(): string {
     '  device <ifname>                 userspace WireGuard device (drop-in for wireguard-go -f)',
     '  up --config <file.yaml>         static WireGuard device from a Talos-shaped YAML file',
     '  genkey | pubkey | genpsk        key tools, output identical to wg',
+    '  run --config <node.yaml>        run a KubeSpan node (identity, discovery, mesh, routing)',
+    '  get <kind> [-o table|yaml|json] kubespanidentities|kubespanpeerspecs|kubespanpeerstatuses|kubespanendpoints|affiliates',
+    '  status [-w]                     one-screen summary of the running node',
+    '  leave                           delete this node from discovery',
     '  discovery serve|watch           discovery server / affiliate watcher',
+    '  validate --config <file.yaml>   check a node config file, report every problem',
+    '  gen config --with-kubespan      new cluster id/secret and node config (--from FILE: another node)',
     '  version                         print the version',
     '',
     "Run 'kubespand <command> --help' for a command's options.",
