@@ -30,6 +30,7 @@ import { readFile } from 'node:fs/promises';
 import { lookup } from 'node:dns/promises';
 import { isDocument, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { canonicalAddress, type Endpoint } from '../bind/bind.js';
 import { formatIp, formatPrefix, parseIp, parsePrefix, type Prefix } from '../noise/allowed-ips.js';
 import { constantTimeEqual } from '../noise/bytes.js';
 import { nodeCrypto } from '../noise/crypto-node.js';
@@ -53,7 +54,7 @@ export const MAX_PERSISTENT_KEEPALIVE_SEC = 65535;
 
 /** A peer endpoint as written in the file. A host name is resolved at apply time. */
 export interface ConfigEndpoint {
-  /** Canonical IP text (IPv6 without brackets, optional `%zone`), or a DNS name. */
+  /** Canonical IP text as the bind layer writes it (IPv6 without brackets, optional `%zone`), or a DNS name. */
   host: string;
   port: number;
   /** True when `host` is a numeric IP address; false for a name to resolve. */
@@ -196,7 +197,7 @@ function parseEndpoint(text: string): ConfigEndpoint {
       throw problem((err as Error).message.replace(/^address: /, ''));
     }
     if (address.length !== 16) throw problem('brackets are only for IPv6 addresses');
-    return { host: formatIp(address) + (zone ? `%${zone}` : ''), port, isIp: true };
+    return { host: canonicalAddress(formatIp(address) + (zone ? `%${zone}` : '')) ?? formatIp(address), port, isIp: true };
   }
   if (/^[0-9.]+$/.test(host)) {
     try {
@@ -483,8 +484,10 @@ export async function parseWireguardConfigFile(path: string): Promise<WireguardD
  * The numeric endpoint for a config endpoint: IPs as they are, names looked up now (first address
  * the system resolver returns, as `wg` does).
  */
-export async function resolveConfigEndpoint(endpoint: ConfigEndpoint): Promise<{ address: string; port: number }> {
+export async function resolveConfigEndpoint(endpoint: ConfigEndpoint): Promise<Endpoint> {
   if (endpoint.isIp) return { address: endpoint.host, port: endpoint.port };
   const { address } = await lookup(endpoint.host);
-  return { address: formatIp(parseIp(address, 'resolved address')), port: endpoint.port };
+  const canonical = canonicalAddress(address);
+  if (canonical === undefined) throw new Error(`endpoint ${endpoint.host}: the resolver returned ${JSON.stringify(address)}, not an IP address`);
+  return { address: canonical, port: endpoint.port };
 }

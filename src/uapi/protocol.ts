@@ -10,6 +10,7 @@
  * Nothing here touches sockets; `server.ts` is the thin shell. No key material is ever logged:
  * peers appear as `peer(abcd…wxyz)` and private/preshared key values are never echoed.
  */
+import { canonicalAddress } from '../bind/bind.js';
 import { formatIp, formatPrefix, maskPrefix, parseIp, parsePrefix, type Prefix } from '../noise/allowed-ips.js';
 import { constantTimeEqual, isZero } from '../noise/bytes.js';
 import { KEY_SIZE } from '../noise/constants.js';
@@ -52,39 +53,34 @@ function parseDecimal(value: string, max: number): number | null {
 }
 
 /**
- * Parses a UAPI endpoint value like Go's netip.ParseAddrPort: `a.b.c.d:port` or `[v6(%zone)]:port`,
- * numeric only (wg resolves host names before sending). Throws on anything else. The address comes
- * back in canonical text (RFC 5952; IPv4-mapped as `::ffff:a.b.c.d`), without brackets.
+ * Parses a UAPI endpoint value with the strictness of Go's netip.ParseAddrPort: `a.b.c.d:port` or
+ * `[v6(%zone)]:port`, numeric only (wg resolves host names before sending), port 0..65535. Throws
+ * on anything else. The address comes back in the bind layer's canonical text (`canonicalAddress`:
+ * RFC 5952, no brackets, IPv4-mapped IPv6 as plain IPv4) so the device compares it with the source
+ * addresses of received packets as equals.
  */
 export function parseUapiEndpoint(text: string): Endpoint {
+  const bad = (why: string): Error => new Error(`endpoint ${JSON.stringify(text)}: ${why}`);
   const colon = text.lastIndexOf(':');
-  if (colon < 0) throw new Error(`endpoint ${JSON.stringify(text)}: missing port`);
+  if (colon < 0) throw bad('missing port');
   const host = text.slice(0, colon);
   const port = parseDecimal(text.slice(colon + 1), 65535);
-  if (port === null) throw new Error(`endpoint ${JSON.stringify(text)}: invalid port`);
-  if (host.startsWith('[') && host.endsWith(']')) {
-    const inner = host.slice(1, -1);
-    const percent = inner.indexOf('%');
-    const addressText = percent < 0 ? inner : inner.slice(0, percent);
-    const zone = percent < 0 ? '' : inner.slice(percent + 1);
-    if (percent >= 0 && zone === '') throw new Error(`endpoint ${JSON.stringify(text)}: empty IPv6 zone`);
-    let address: Uint8Array;
-    try {
-      address = parseIp(addressText, 'endpoint');
-    } catch (err) {
-      throw new Error(`endpoint ${JSON.stringify(text)}: ${(err as Error).message.replace(/^endpoint: /, '')}`);
-    }
-    if (address.length !== 16) throw new Error(`endpoint ${JSON.stringify(text)}: brackets are only for IPv6 addresses`);
-    return { address: formatIp(address) + (zone ? `%${zone}` : ''), port };
-  }
-  if (host.includes(':')) throw new Error(`endpoint ${JSON.stringify(text)}: IPv6 address needs brackets`);
+  if (port === null) throw bad('invalid port');
+  const bracketed = host.startsWith('[') && host.endsWith(']');
+  const inner = bracketed ? host.slice(1, -1) : host;
+  if (!bracketed && inner.includes(':')) throw bad('IPv6 address needs brackets');
+  const percent = inner.indexOf('%');
+  if (percent >= 0 && !bracketed) throw bad('a zone needs an IPv6 address in brackets');
   let address: Uint8Array;
   try {
-    address = parseIp(host, 'endpoint');
+    address = parseIp(percent < 0 ? inner : inner.slice(0, percent), 'endpoint');
   } catch (err) {
-    throw new Error(`endpoint ${JSON.stringify(text)}: ${(err as Error).message.replace(/^endpoint: /, '')}`);
+    throw bad((err as Error).message.replace(/^endpoint: /, ''));
   }
-  return { address: formatIp(address), port };
+  if (bracketed !== (address.length === 16)) throw bad(bracketed ? 'brackets are only for IPv6 addresses' : 'IPv6 address needs brackets');
+  const canonical = canonicalAddress(formatIp(address) + (percent < 0 ? '' : inner.slice(percent)));
+  if (canonical === undefined) throw bad('invalid IPv6 zone');
+  return { address: canonical, port };
 }
 
 /** `a.b.c.d:port` or `[v6]:port`, as wireguard-go prints endpoints. */

@@ -5,22 +5,16 @@
  *
  * Public keys passed to peer methods are always 32 bytes; the protocol has already checked them.
  */
+import type { Endpoint } from '../bind/bind.js';
 import type { Prefix } from '../noise/allowed-ips.js';
 
 export type { Prefix };
 
 /**
- * A UDP endpoint: canonical address text (IPv4 dotted quad, or IPv6 in RFC 5952 form WITHOUT
- * brackets, optionally `%zone`) and a port.
- *
- * NOTE: `src/bind/bind.ts` (another engineer) is to export the same `Endpoint` shape together
- * with `parseEndpoint`/`formatEndpoint`; it does not exist yet, so the shape is declared here.
- * The two are structurally identical, so either can be passed where the other is expected.
+ * A UDP endpoint `{ address, port }` with canonical address text (IPv6 without brackets), as
+ * defined by the bind layer (`src/bind/bind.ts`), re-exported so UAPI users need one import.
  */
-export interface Endpoint {
-  address: string;
-  port: number;
-}
+export type { Endpoint };
 
 /** One peer as `get=1` reports it (§11.4). */
 export interface UapiPeer {

@@ -9,8 +9,6 @@ import nacl from 'tweetnacl';
 import { formatPrefix, maskPrefix, type Prefix } from '../../src/noise/allowed-ips.js';
 import { UapiError, type Endpoint, type UapiDevice, type UapiDeviceState, type UapiPeer } from '../../src/uapi/types.js';
 
-interface FakePeer extends UapiPeer {}
-
 function hex(k: Uint8Array): string {
   return Buffer.from(k).toString('hex');
 }
@@ -39,7 +37,7 @@ export class FakeUapiDevice implements UapiDevice {
   privateKey: Uint8Array | null = null;
   listenPort = 0;
   fwmark = 0;
-  readonly peers = new Map<string, FakePeer>();
+  readonly peers = new Map<string, UapiPeer>();
   readonly calls: string[] = [];
   /** Set of peer tags for which peerDone saw persistent keepalive turned on from 0 (a keepalive would be sent). */
   readonly keepalivesSent: string[] = [];
@@ -47,7 +45,7 @@ export class FakeUapiDevice implements UapiDevice {
 
   constructor(private readonly options: FakeUapiDeviceOptions = {}) {}
 
-  private peer(pub: Uint8Array): FakePeer {
+  private peer(pub: Uint8Array): UapiPeer {
     const p = this.peers.get(hex(pub));
     if (!p) throw new Error(`fake device: no such peer ${tag(pub)}`);
     return p;

@@ -127,6 +127,8 @@ describe('good files', () => {
     const cfg = parseWireguardConfig(stringify(c), 'limits.yaml');
     expect([cfg.mtu, cfg.wireguard.listenPort, cfg.wireguard.firewallMark, cfg.wireguard.peers[0]!.persistentKeepaliveSec]).toEqual([1280, 65535, 4294967295, 65535]);
     expect(cfg.wireguard.peers[0]!.endpoint).toEqual({ host: 'fe80::1%eth0', port: 65535, isIp: true });
+    c.wireguard.peers[0]!.endpoint = '[::ffff:192.0.2.1]:1';
+    expect(parseWireguardConfig(stringify(c), 'limits.yaml').wireguard.peers[0]!.endpoint).toEqual({ host: '192.0.2.1', port: 1, isIp: true });
     c.mtu = 65535;
     expect(parseWireguardConfig(stringify(c), 'limits.yaml').mtu).toBe(65535);
   });
