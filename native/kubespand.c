@@ -52,6 +52,25 @@
     if ((call) != napi_ok) return (ret);  \
   } while (0)
 
+/* errno -> "EBADFD": glibc >= 2.32 knows every name; elsewhere libuv's table, which lacks a few. */
+static void errno_name(int err, char *out, size_t len) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  const char *name = strerrorname_np(err);
+  if (name != NULL) {
+    snprintf(out, len, "%s", name);
+    return;
+  }
+#endif
+#ifdef EBADFD
+  if (err == EBADFD) {
+    snprintf(out, len, "EBADFD");
+    return;
+  }
+#endif
+  uv_err_name_r(-err, out, len);
+  if (strncmp(out, "Unknown", 7) == 0) snprintf(out, len, "E%d", err);
+}
+
 /* Throws an Error with code/errno/syscall set. `err` is a positive errno. */
 static void throw_errno(napi_env env, int err, const char *syscall, const char *fmt, ...) {
   char context[256];
@@ -61,7 +80,7 @@ static void throw_errno(napi_env env, int err, const char *syscall, const char *
   va_end(ap);
 
   char code[64];
-  uv_err_name_r(-err, code, sizeof code);
+  errno_name(err, code, sizeof code);
   char message[512];
   snprintf(message, sizeof message, "%s failed: %s (%s)", context, strerror(err), code);
 
@@ -78,7 +97,7 @@ static void throw_errno(napi_env env, int err, const char *syscall, const char *
 /* Builds (does not throw) an Error value for the reader's error callback. */
 static napi_value make_errno_error(napi_env env, int err, const char *syscall, const char *context) {
   char code[64];
-  uv_err_name_r(-err, code, sizeof code);
+  errno_name(err, code, sizeof code);
   char message[512];
   snprintf(message, sizeof message, "%s: %s (%s)", context, strerror(err), code);
   napi_value msg_v, code_v, error, errno_v, syscall_v;

@@ -8,7 +8,7 @@
  * the IPv4 address. Canonical text makes `endpointKey` a plain string usable as a map key.
  */
 import { isIPv4, isIPv6 } from 'node:net';
-import ipaddr from 'ipaddr.js';
+import { bytesToIp, ipToBytes } from '../tun/packets.js';
 
 export interface Endpoint {
   /** Canonical numeric address text; IPv6 without brackets. */
@@ -52,9 +52,10 @@ export function canonicalAddress(text: string): string | undefined {
   const base = pct < 0 ? text : text.slice(0, pct);
   const zone = pct < 0 ? undefined : text.slice(pct + 1);
   if (!isIPv6(base) || (zone !== undefined && !ZONE.test(zone))) return undefined;
-  const v6 = ipaddr.IPv6.parse(base);
-  if (v6.isIPv4MappedAddress()) return v6.toIPv4Address().toString();
-  return zone === undefined ? v6.toRFC5952String() : `${v6.toRFC5952String()}%${zone}`;
+  const bytes = ipToBytes(base);
+  const mapped = bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+  const canonical = mapped ? bytesToIp(bytes.subarray(12)) : bytesToIp(bytes);
+  return zone === undefined ? canonical : `${canonical}%${zone}`;
 }
 
 /**

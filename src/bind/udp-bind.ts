@@ -137,7 +137,11 @@ export class UdpBind implements Bind {
    * The same non-zero port is a no-op; 0 picks a new random port.
    */
   open(port: number): Promise<number> {
-    validatePort(port);
+    try {
+      validatePort(port);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     // serialise concurrent opens (UAPI set while a previous rebind is in flight)
     const run = async (): Promise<number> => {
       if (this.isOpen && port !== 0 && port === this.boundPort) return port;

@@ -56,9 +56,9 @@ function failure(ifname: string, step: string, value: string, stderr: string): I
 }
 
 /** Runs `ip args…`; resolves with stdout, or rejects with the named error unless `tolerated(stderr)`. */
-function runIp(ifname: string, step: string, value: string, args: string[], tolerated?: RegExp): Promise<{ stdout: string; tolerated: boolean }> {
+function runIp(ifname: string, step: string, value: string, args: string[], opts: NetnsOption, tolerated?: RegExp): Promise<{ stdout: string; tolerated: boolean }> {
   return new Promise((resolve, reject) => {
-    execFile(IP_COMMAND, args, { timeout: IP_TIMEOUT_MS, encoding: 'utf8' }, (err, stdout, stderr) => {
+    execFile(IP_COMMAND, withNetns(args, opts), { timeout: IP_TIMEOUT_MS, encoding: 'utf8' }, (err, stdout, stderr) => {
       if (!err) return resolve({ stdout, tolerated: false });
       const text = stderr || (err as Error).message;
       if (tolerated?.test(text)) return resolve({ stdout, tolerated: true });
@@ -67,21 +67,32 @@ function runIp(ifname: string, step: string, value: string, args: string[], tole
   });
 }
 
+/** Every call can target another network namespace by name (`ip -n NAME`), e.g. from tests. */
+export interface NetnsOption {
+  netns?: string;
+}
+
+function withNetns(args: string[], opts: NetnsOption): string[] {
+  if (opts.netns === undefined) return args;
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(opts.netns)) throw new Error(`netns: "${opts.netns}" is not a namespace name`);
+  return ['-n', opts.netns, ...args];
+}
+
 const NO_DEVICE = /does not exist|Cannot find device/i;
 
 /** Sets the interface MTU. */
-export async function setLinkMtu(ifname: string, mtu: number): Promise<void> {
+export async function setLinkMtu(ifname: string, mtu: number, opts: NetnsOption = {}): Promise<void> {
   validateIfname(ifname);
   validateMtu(ifname, mtu);
-  await runIp(ifname, 'setting mtu', String(mtu), ['link', 'set', 'dev', ifname, 'mtu', String(mtu)]);
+  await runIp(ifname, 'setting mtu', String(mtu), ['link', 'set', 'dev', ifname, 'mtu', String(mtu)], opts);
 }
 
 /** Synchronous MTU change, for opening a TUN (a constructor cannot await). */
-export function setLinkMtuSync(ifname: string, mtu: number): void {
+export function setLinkMtuSync(ifname: string, mtu: number, opts: NetnsOption = {}): void {
   validateIfname(ifname);
   validateMtu(ifname, mtu);
   try {
-    execFileSync(IP_COMMAND, ['link', 'set', 'dev', ifname, 'mtu', String(mtu)], {
+    execFileSync(IP_COMMAND, withNetns(['link', 'set', 'dev', ifname, 'mtu', String(mtu)], opts), {
       timeout: IP_TIMEOUT_MS,
       stdio: ['ignore', 'pipe', 'pipe'],
       encoding: 'utf8',
@@ -92,39 +103,39 @@ export function setLinkMtuSync(ifname: string, mtu: number): void {
   }
 }
 
-export async function setLinkUp(ifname: string): Promise<void> {
+export async function setLinkUp(ifname: string, opts: NetnsOption = {}): Promise<void> {
   validateIfname(ifname);
-  await runIp(ifname, 'setting link', 'up', ['link', 'set', 'dev', ifname, 'up']);
+  await runIp(ifname, 'setting link', 'up', ['link', 'set', 'dev', ifname, 'up'], opts);
 }
 
-export async function setLinkDown(ifname: string): Promise<void> {
+export async function setLinkDown(ifname: string, opts: NetnsOption = {}): Promise<void> {
   validateIfname(ifname);
-  await runIp(ifname, 'setting link', 'down', ['link', 'set', 'dev', ifname, 'down']);
+  await runIp(ifname, 'setting link', 'down', ['link', 'set', 'dev', ifname, 'down'], opts);
 }
 
 /** Adds an address (CIDR); an address that is already there is fine. */
-export async function addAddress(ifname: string, cidr: string): Promise<void> {
+export async function addAddress(ifname: string, cidr: string, opts: NetnsOption = {}): Promise<void> {
   validateIfname(ifname);
   const { family } = validateCidr(cidr, `link ${ifname}: address`);
-  await runIp(ifname, 'adding address', cidr, [`-${family}`, 'addr', 'add', cidr, 'dev', ifname], /File exists|already assigned/i);
+  await runIp(ifname, 'adding address', cidr, [`-${family}`, 'addr', 'add', cidr, 'dev', ifname], opts, /File exists|already assigned/i);
 }
 
 /** Removes an address (CIDR); an address that is not there is fine. */
-export async function delAddress(ifname: string, cidr: string): Promise<void> {
+export async function delAddress(ifname: string, cidr: string, opts: NetnsOption = {}): Promise<void> {
   validateIfname(ifname);
   const { family } = validateCidr(cidr, `link ${ifname}: address`);
-  await runIp(ifname, 'deleting address', cidr, [`-${family}`, 'addr', 'del', cidr, 'dev', ifname], /Cannot assign requested address|not found/i);
+  await runIp(ifname, 'deleting address', cidr, [`-${family}`, 'addr', 'del', cidr, 'dev', ifname], opts, /Cannot assign requested address|not found/i);
 }
 
 /** The interface's addresses as CIDR text (all scopes, both families). */
-export async function listAddresses(ifname: string): Promise<string[]> {
+export async function listAddresses(ifname: string, opts: NetnsOption = {}): Promise<string[]> {
   validateIfname(ifname);
-  const { stdout } = await runIp(ifname, 'listing addresses', '', ['-j', 'addr', 'show', 'dev', ifname]);
+  const { stdout } = await runIp(ifname, 'listing addresses', '', ['-j', 'addr', 'show', 'dev', ifname], opts);
   const links = JSON.parse(stdout || '[]') as { addr_info?: { local?: string; prefixlen?: number }[] }[];
   return links.flatMap((l) => (l.addr_info ?? []).filter((a) => a.local !== undefined).map((a) => `${a.local}/${a.prefixlen}`));
 }
 
-export interface RouteOptions {
+export interface RouteOptions extends NetnsOption {
   /** Routing table id or name (default main). */
   table?: number | string;
   metric?: number;
@@ -159,14 +170,14 @@ function routeArgs(ifname: string, verb: 'replace' | 'del', cidr: string, opts: 
 export async function addRoute(ifname: string, cidr: string, opts: RouteOptions = {}): Promise<void> {
   validateIfname(ifname);
   const args = routeArgs(ifname, 'replace', cidr, opts);
-  await runIp(ifname, 'replacing route', describeRoute(cidr, opts), args);
+  await runIp(ifname, 'replacing route', describeRoute(cidr, opts), args, opts);
 }
 
 /** Deletes a route through the interface; a route (or interface) that is not there is fine. */
-export async function delRoute(ifname: string, cidr: string, opts: Pick<RouteOptions, 'table' | 'metric'> = {}): Promise<void> {
+export async function delRoute(ifname: string, cidr: string, opts: Pick<RouteOptions, 'table' | 'metric' | 'netns'> = {}): Promise<void> {
   validateIfname(ifname);
   const args = routeArgs(ifname, 'del', cidr, opts);
-  await runIp(ifname, 'deleting route', describeRoute(cidr, opts), args, /No such process|No such file or directory|Cannot find device|does not exist/i);
+  await runIp(ifname, 'deleting route', describeRoute(cidr, opts), args, opts, /No such process|No such file or directory|Cannot find device|does not exist/i);
 }
 
 function describeRoute(cidr: string, opts: RouteOptions): string {
@@ -174,9 +185,9 @@ function describeRoute(cidr: string, opts: RouteOptions): string {
 }
 
 /** True when an interface of that name exists (in this network namespace). */
-export async function linkExists(ifname: string): Promise<boolean> {
+export async function linkExists(ifname: string, opts: NetnsOption = {}): Promise<boolean> {
   validateIfname(ifname);
-  const { tolerated } = await runIp(ifname, 'looking up link', '', ['link', 'show', 'dev', ifname], NO_DEVICE);
+  const { tolerated } = await runIp(ifname, 'looking up link', '', ['link', 'show', 'dev', ifname], opts, NO_DEVICE);
   return !tolerated;
 }
 
@@ -191,9 +202,9 @@ export interface LinkInfo {
 }
 
 /** Reads the link's state (`ip -j link show`); undefined when it does not exist. */
-export async function linkInfo(ifname: string): Promise<LinkInfo | undefined> {
+export async function linkInfo(ifname: string, opts: NetnsOption = {}): Promise<LinkInfo | undefined> {
   validateIfname(ifname);
-  const { stdout, tolerated } = await runIp(ifname, 'looking up link', '', ['-j', 'link', 'show', 'dev', ifname], NO_DEVICE);
+  const { stdout, tolerated } = await runIp(ifname, 'looking up link', '', ['-j', 'link', 'show', 'dev', ifname], opts, NO_DEVICE);
   if (tolerated) return undefined;
   const [l] = JSON.parse(stdout || '[]') as { ifname: string; ifindex: number; mtu: number; flags?: string[]; operstate?: string }[];
   if (!l) return undefined;
@@ -202,8 +213,8 @@ export async function linkInfo(ifname: string): Promise<LinkInfo | undefined> {
 }
 
 /** Deletes the interface. Resolves true when it was deleted, false when it did not exist. */
-export async function deleteLink(ifname: string): Promise<boolean> {
+export async function deleteLink(ifname: string, opts: NetnsOption = {}): Promise<boolean> {
   validateIfname(ifname);
-  const { tolerated } = await runIp(ifname, 'deleting link', '', ['link', 'del', 'dev', ifname], NO_DEVICE);
+  const { tolerated } = await runIp(ifname, 'deleting link', '', ['link', 'del', 'dev', ifname], opts, NO_DEVICE);
   return !tolerated;
 }
