@@ -30,6 +30,8 @@ async function pair(server: DiscoveryServer, extra = {}): Promise<[DiscoveryClie
   await eventually(() => {
     expect(a.affiliates().map((x) => x.nodeId)).toEqual(['node-b']);
     expect(b.affiliates().map((x) => x.nodeId)).toEqual(['node-a']);
+    expect(a.counters().updatesSent).toBe(1);
+    expect(b.counters().updatesSent).toBe(1);
   });
   return [a, b];
 }
@@ -60,7 +62,7 @@ describe('discovery client ↔ server over plaintext gRPC', () => {
     b.setLocalAffiliate({ ...localAffiliate('node-b'), hostname: 'renamed.example', kubespan: a.affiliates()[0]!.kubespan });
     await eventually(() => expect(a.affiliates()[0]!.hostname).toBe('renamed.example'));
     expect(changes).toBeGreaterThan(0);
-    expect(b.counters().updatesSent).toBe(sentBefore + 1);
+    await eventually(() => expect(b.counters().updatesSent).toBe(sentBefore + 1));
     // same record again: nothing sent
     b.setLocalAffiliate({ ...localAffiliate('node-b'), hostname: 'renamed.example', kubespan: a.affiliates()[0]!.kubespan });
     b.setLocalEndpoints([{ address: '2001:db8::b', port: 51820 }]);
