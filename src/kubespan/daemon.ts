@@ -143,7 +143,7 @@ export class KubespanDaemon {
       clientVersion: `v${VERSION}`,
       caFiles: d.caFiles,
       ...(d.proxy ? { proxy: d.proxy } : {}),
-      logger: this.log.child({ component: 'discovery' }),
+      logger: this.log,
     });
     this.client.onChange(() => this.markDirty());
     this.client.start();
