@@ -16,6 +16,9 @@
  *   closeFd(fd)                          close(2), throws with errno text
  *   setSocketMark(fd, mark)              setsockopt SO_MARK, throws with errno text
  *   getSocketMark(fd)                    getsockopt SO_MARK (tests)
+ *   setSocketBuffers(fd, bytes)          SO_RCVBUF/SO_SNDBUF, first with the *FORCE variants (CAP_NET_ADMIN,
+ *                                        beyond net.core.[rw]mem_max, as wireguard-go does); returns the
+ *                                        sizes the kernel reports { recv, send }
  *
  * All protocol logic stays in TypeScript. Errors thrown here carry `code` (e.g. "EPERM"), `errno` and
  * `syscall`, and their message names the call and the value it was given.
@@ -362,6 +365,39 @@ static napi_value get_socket_mark(napi_env env, napi_callback_info info) {
   return v;
 }
 
+static napi_value set_socket_buffers(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int fd;
+  double size_d;
+  if (!get_args(env, info, 2, argv, "setSocketBuffers") || !get_fd(env, argv[0], "setSocketBuffers", &fd) ||
+      !get_integer(env, argv[1], "setSocketBuffers", "bytes", 1024, INT32_MAX / 2, &size_d))
+    return NULL;
+  int size = (int)size_d;
+  static const int options[2][2] = {{SO_RCVBUFFORCE, SO_RCVBUF}, {SO_SNDBUFFORCE, SO_SNDBUF}};
+  int result[2];
+  for (int i = 0; i < 2; i++) {
+    /* the FORCE variant needs CAP_NET_ADMIN; without it the plain one is capped by [rw]mem_max */
+    if (setsockopt(fd, SOL_SOCKET, options[i][0], &size, sizeof size) < 0 &&
+        setsockopt(fd, SOL_SOCKET, options[i][1], &size, sizeof size) < 0) {
+      throw_errno(env, errno, "setsockopt", "setSocketBuffers fd %d: setsockopt %s=%d", fd, i == 0 ? "SO_RCVBUF" : "SO_SNDBUF",
+                  size);
+      return NULL;
+    }
+    socklen_t len = sizeof result[i];
+    if (getsockopt(fd, SOL_SOCKET, options[i][1], &result[i], &len) < 0) {
+      throw_errno(env, errno, "getsockopt", "setSocketBuffers fd %d: getsockopt", fd);
+      return NULL;
+    }
+  }
+  napi_value out, recv_v, send_v;
+  NAPI_OK_OR_RETURN(env, napi_create_object(env, &out), NULL);
+  NAPI_OK_OR_RETURN(env, napi_create_int32(env, result[0], &recv_v), NULL);
+  NAPI_OK_OR_RETURN(env, napi_create_int32(env, result[1], &send_v), NULL);
+  NAPI_OK_OR_RETURN(env, napi_set_named_property(env, out, "recv", recv_v), NULL);
+  NAPI_OK_OR_RETURN(env, napi_set_named_property(env, out, "send", send_v), NULL);
+  return out;
+}
+
 /* ---------------------------------------------------------------- poll-driven TUN reader */
 
 enum reader_state { READER_ACTIVE, READER_CLOSING, READER_CLOSED };
@@ -586,6 +622,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setSocketMark", NULL, set_socket_mark, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getSocketMark", NULL, get_socket_mark, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setSocketBuffers", NULL, set_socket_buffers, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

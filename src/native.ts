@@ -47,6 +47,11 @@ export interface NativeAddon {
   /** setsockopt(SO_MARK); needs CAP_NET_ADMIN. */
   setSocketMark(fd: number, mark: number): void;
   getSocketMark(fd: number): number;
+  /**
+   * Sets SO_RCVBUF and SO_SNDBUF to `bytes`, trying SO_*BUFFORCE first (CAP_NET_ADMIN: beyond
+   * net.core.[rw]mem_max, as wireguard-go does). Returns the kernel's sizes (twice the request, per socket(7)).
+   */
+  setSocketBuffers(fd: number, bytes: number): { recv: number; send: number };
 }
 
 export const NATIVE_ADDON_FILE = join('build', 'Release', 'kubespand_native.node');
@@ -118,3 +123,4 @@ export const tunWriteBatch = (fd: number, packets: Uint8Array[]): number => load
 export const closeFd = (fd: number): void => loadNative().closeFd(fd);
 export const setSocketMark = (fd: number, mark: number): void => loadNative().setSocketMark(fd, mark);
 export const getSocketMark = (fd: number): number => loadNative().getSocketMark(fd);
+export const setSocketBuffers = (fd: number, bytes: number): { recv: number; send: number } => loadNative().setSocketBuffers(fd, bytes);

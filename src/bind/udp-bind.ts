@@ -131,6 +131,13 @@ export class UdpBind implements Bind {
     return { v4: this.v4 ? socketFd(this.v4) : undefined, v6: this.v6 ? socketFd(this.v6) : undefined };
   }
 
+  /** The kernel's receive/send buffer sizes per socket (diagnostics; the kernel reports twice the request). */
+  bufferSizes(): { v4?: { recv: number; send: number }; v6?: { recv: number; send: number } } {
+    const sizes = (sock: dgram.Socket | undefined): { recv: number; send: number } | undefined =>
+      sock ? { recv: sock.getRecvBufferSize(), send: sock.getSendBufferSize() } : undefined;
+    return { v4: sizes(this.v4), v6: sizes(this.v6) };
+  }
+
   /**
    * Binds both families to `port` (0: kernel's pick). When already open, a different port rebinds: the
    * new sockets are bound first and the old ones closed after, so a failed rebind keeps the old port.
@@ -272,22 +279,37 @@ export class UdpBind implements Bind {
     throw new Error(`udp bind: listen_port ${port}: ${code === 'EADDRINUSE' ? 'port already in use' : 'bind failed'} (${detail})`, { cause: lastError });
   }
 
+  /**
+   * Large socket buffers absorb bursts between event-loop turns. With CAP_NET_ADMIN the addon forces
+   * them past net.core.[rw]mem_max (as wireguard-go does); otherwise node's setters apply, capped by
+   * those limits. Failures are ignored: buffer size is a tuning, not a requirement.
+   */
+  private sizeBuffers(sock: dgram.Socket): void {
+    try {
+      loadNative().setSocketBuffers(socketFd(sock), this.bufferSize);
+      return;
+    } catch {
+      /* addon not built or setsockopt refused: fall back to node's setters */
+    }
+    try {
+      sock.setRecvBufferSize(this.bufferSize);
+    } catch {
+      /* capped by net.core.rmem_max: fine */
+    }
+    try {
+      sock.setSendBufferSize(this.bufferSize);
+    } catch {
+      /* capped by net.core.wmem_max: fine */
+    }
+  }
+
   private install(pair: SocketPair): void {
     this.v4 = pair.v4;
     this.v6 = pair.v6;
     this.boundPort = pair.port;
     for (const sock of [pair.v4, pair.v6]) {
       if (!sock) continue;
-      try {
-        sock.setRecvBufferSize(this.bufferSize);
-      } catch {
-        /* capped by net.core.rmem_max: fine */
-      }
-      try {
-        sock.setSendBufferSize(this.bufferSize);
-      } catch {
-        /* capped by net.core.wmem_max: fine */
-      }
+      this.sizeBuffers(sock);
       sock.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => {
         if (sock !== this.v4 && sock !== this.v6) return; // a socket being replaced by a rebind
         this.pending.push({ data: msg, from: { address: normalizeReceivedAddress(rinfo.address), port: rinfo.port } });

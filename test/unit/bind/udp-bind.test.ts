@@ -186,6 +186,22 @@ describe('UdpBind on loopback', () => {
     expect(loadNative().getSocketMark(a.socketFds().v4!)).toBe(7);
   });
 
+  it('sizes socket buffers past net.core.rmem_max with CAP_NET_ADMIN (SO_RCVBUFFORCE), else within it', async () => {
+    const { readFileSync } = await import('node:fs');
+    const rmemMax = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+    const want = Math.min(rmemMax + 1024 * 1024, 64 * 1024 * 1024);
+    const big = new UdpBind({ address4: '127.0.0.1', address6: '::1', bufferSize: want });
+    opened.push(big);
+    await big.open(0);
+    const sizes = big.bufferSizes();
+    if (process.getuid?.() === 0) {
+      // the kernel doubles the request (socket(7)); without FORCE it would stop at 2 * rmem_max
+      expect(sizes).toEqual({ v4: { recv: 2 * want, send: 2 * want }, v6: { recv: 2 * want, send: 2 * want } });
+    } else {
+      expect(sizes.v4!.recv).toBeLessThanOrEqual(2 * rmemMax);
+    }
+  });
+
   it('socketFd reads the fd without the deprecated _handle getter', async () => {
     const sock = dgram.createSocket('udp4');
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
