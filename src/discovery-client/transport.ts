@@ -86,13 +86,23 @@ const TLS_TRUST = /certificate|self[- ]signed|UNABLE_TO_|CERT_|unable to verify|
  */
 export function describeTransportError(err: unknown, target: DiscoveryTarget, proxy?: ProxyDecision): string {
   const e = err as { code?: number; details?: string; message?: string };
-  const details = e?.details ?? e?.message ?? String(err);
   const via = proxy?.route ? ` via proxy ${proxy.route.display}` : '';
+  // grpc-js wraps the cause as "No connection established. Last error: Error: …. Resolution note: …"
+  let details = String(e?.details ?? e?.message ?? err)
+    .replace(/^No connection established\.\s*/i, '')
+    .replace(/^Last error:\s*/i, '')
+    .replace(/\s*Resolution note:.*$/is, '')
+    .replace(/^Error:\s*/, '')
+    .replace(/\.$/, '')
+    .trim();
+  if (details === '' || details === 'undefined' || details === 'null') {
+    details = proxy?.route ? 'the proxy refused or failed the CONNECT' : 'connection failed';
+  }
   if (target.tls && TLS_TRUST.test(details)) {
-    return `TLS certificate of ${target.target}${via} is not trusted (${details.trim()}); add the issuing CA with caFiles / --ca-file`;
+    return `TLS certificate of ${target.target}${via} is not trusted (${details}); add the issuing CA with caFiles / --ca-file`;
   }
-  if (proxy?.route && /proxy|null|No connection established/i.test(details)) {
-    return `cannot reach ${target.target}${via}: ${details.trim()} (check the proxy address, its ConnectPort/allow rules, or no_proxy)`;
+  if (proxy?.route) {
+    return `cannot reach ${target.target}${via}: ${details} (check the proxy address, its CONNECT port/allow rules, or no_proxy)`;
   }
-  return `cannot reach ${target.target}${via}: ${details.trim()}`;
+  return `cannot reach ${target.target}: ${details}`;
 }
