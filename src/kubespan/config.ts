@@ -20,6 +20,7 @@ import { z } from 'zod';
 import { formatIp, parseIp, parsePrefix, type Prefix } from '../noise/allowed-ips.js';
 import { asPresharedKey, type PresharedKey } from '../noise/keys.js';
 import { normaliseEndpoint, type DiscoveryTarget } from '../discovery/endpoint-url.js';
+import { parseProxyUrl } from '../discovery-client/proxy.js';
 import { KUBESPAN_DEFAULT_PORT, parseEndpointFilter, type Endpoint } from './endpoints.js';
 
 // ---- Defaults ----
@@ -76,7 +77,8 @@ export interface NodeConfig {
       /** Resolvers for the discovery host (canonical IP text); empty = the system resolver. */
       nameservers: string[];
     };
-    env: { http_proxy?: string; https_proxy?: string; no_proxy?: string; grpc_proxy?: string };
+    /** Proxy settings for the discovery connection (upper-case spellings folded into these). */
+    env: { http_proxy?: string; https_proxy?: string; no_proxy?: string; grpc_proxy?: string; no_grpc_proxy?: string };
   };
   kubespand: {
     nodeName: string | undefined;
@@ -239,14 +241,14 @@ const checkListen: Check = (v) => {
   return typeof r === 'string' ? r : undefined;
 };
 
+/** The discovery client's own proxy parser, so validate refuses what `run` would refuse. */
 const checkProxy: Check = (v) => {
-  if (v === '') return 'must not be empty';
-  if (!v.includes('://')) return undefined; // host:port, as curl and Go accept
+  if (v === '') return undefined; // an explicit "none"
   try {
-    const u = new URL(v);
-    return ['http:', 'https:', 'socks5:'].includes(u.protocol) ? undefined : `has scheme "${u.protocol.slice(0, -1)}", want http, https or socks5`;
-  } catch {
-    return 'is not a URL';
+    parseProxyUrl(v, 'proxy');
+    return undefined;
+  } catch (err) {
+    return reason(err).replace(/^"[^"]*" /, '');
   }
 };
 
@@ -321,6 +323,7 @@ const schema = section({
       https_proxy: checked(checkProxy).optional(),
       no_proxy: z.string().optional(),
       grpc_proxy: checked(checkProxy).optional(),
+      no_grpc_proxy: z.string().optional(),
       HTTP_PROXY: checked(checkProxy).optional(),
       HTTPS_PROXY: checked(checkProxy).optional(),
       NO_PROXY: z.string().optional(),
@@ -501,6 +504,7 @@ function build(p: Parsed, sourceName: string, root: unknown): NodeConfig {
   if (httpsProxy !== undefined) envOut.https_proxy = httpsProxy;
   if (noProxy !== undefined) envOut.no_proxy = noProxy;
   if (grpcProxy !== undefined) envOut.grpc_proxy = grpcProxy;
+  if (env.no_grpc_proxy !== undefined) envOut.no_grpc_proxy = env.no_grpc_proxy;
 
   if (!ks.enabled) {
     warnings.push({ path: 'machine.network.kubespan.enabled', message: 'is false: kubespand will not build a mesh' });

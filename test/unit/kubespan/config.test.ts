@@ -242,7 +242,7 @@ describe('parseNodeConfig: bad files give one clear error each, naming the path'
     ['unknown log level', (d) => (d.kubespand = { logLevel: 'verbose' }), 'node.yaml: kubespand.logLevel: must be one of fatal, error, warn, info, debug, trace, silent (got "verbose")'],
     ['pod CIDRs not a list', (d) => (d.kubespand = { podCIDRs: '10.244.0.0/16' }), 'node.yaml: kubespand.podCIDRs: must be a list (got "10.244.0.0/16")'],
     ['section not a mapping', (d) => (d.machine.network.kubespan = true), 'node.yaml: machine.network.kubespan: must be a mapping (got true)'],
-    ['proxy credentials are masked', (d) => (d.machine.env = { https_proxy: 'ftp://user:hunter2@proxy:21' }), 'node.yaml: machine.env.https_proxy: has scheme "ftp", want http, https or socks5 (got "ftp://***@proxy:21")'],
+    ['proxy credentials are masked', (d) => (d.machine.env = { https_proxy: 'ftp://user:hunter2@proxy:21' }), 'node.yaml: machine.env.https_proxy: uses ftp; only http:// proxies (HTTP CONNECT) are supported (got "ftp://***@proxy:21")'],
   ])('%s', (_name, change, expected) => {
     expect(problems(variant(change))).toEqual([expected]);
   });
