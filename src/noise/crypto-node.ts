@@ -1,5 +1,6 @@
 /**
- * CryptoProvider on `node:crypto` (OpenSSL): BLAKE2s-256 hash and HMAC, X25519 through KeyObjects,
+ * CryptoProvider on `node:crypto` (OpenSSL): BLAKE2s-256 hash and HMAC, X25519 through KeyObjects
+ * (imported from raw bytes as JWK; see privateKeyObject),
  * ChaCha20-Poly1305. Node has no keyed BLAKE2s and no XChaCha20, so the 16-byte MAC and the
  * cookie-reply XAEAD come from @noble (spec §1, "Node.js note").
  *
@@ -24,13 +25,9 @@ import { KEY_SIZE, MAC_SIZE, TAG_SIZE } from './constants.js';
 import type { Aead, CryptoProvider } from './crypto.js';
 import { writeCounter } from './bytes.js';
 
-/** DER PKCS#8 header of an X25519 private key; the 32 raw bytes follow (RFC 8410). */
+/** DER PKCS#8 header of an X25519 private key; the 32 raw bytes follow (RFC 8410). Fallback import. */
 const PKCS8_X25519_PREFIX = Uint8Array.from([
   0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20,
-]);
-/** DER SubjectPublicKeyInfo header of an X25519 public key; the 32 raw bytes follow (RFC 8410). */
-const SPKI_X25519_PREFIX = Uint8Array.from([
-  0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x03, 0x21, 0x00,
 ]);
 
 const CIPHER = 'chacha20-poly1305';
@@ -46,7 +43,40 @@ function checkKey(k: Uint8Array, what: string): void {
   if (k.length !== KEY_SIZE) throw new Error(`${what}: must be ${KEY_SIZE} bytes, got ${k.length}`);
 }
 
+/**
+ * X25519 key import. Node 20 has no raw import for X25519, and PKCS#8/SPKI DER import goes through
+ * OpenSSL's decoder machinery, several times slower than JWK import (which Node maps straight onto
+ * EVP_PKEY_new_raw_*_key). An OKP private JWK must carry `x`, but Node builds the key from `d`
+ * alone and only type-checks `x`, so a placeholder stands in for the public half rather than paying
+ * a scalar multiplication to compute it. Whether that holds is checked once, on a published test
+ * key (RFC 7748 §6.1 Alice); if a Node version ever rejects or misreads it, DER import is used.
+ *
+ * JavaScript cannot erase the base64url string of `d`; like Go (wireguard-go keypair.go says the
+ * same), key memory here is left to the garbage collector.
+ */
+const JWK_X_PLACEHOLDER = 'A'.repeat(43);
+let jwkPrivateImport: boolean | undefined;
+
+function jwkPrivateImportWorks(): boolean {
+  if (jwkPrivateImport === undefined) {
+    const alicePrivate = Buffer.from('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a', 'hex');
+    const alicePublic = '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a';
+    try {
+      const key = createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: alicePrivate.toString('base64url'), x: JWK_X_PLACEHOLDER }, format: 'jwk' });
+      const x = createPublicKey(key).export({ format: 'jwk' }).x;
+      jwkPrivateImport = typeof x === 'string' && Buffer.from(x, 'base64url').toString('hex') === alicePublic;
+    } catch {
+      jwkPrivateImport = false;
+    }
+  }
+  return jwkPrivateImport;
+}
+
 function privateKeyObject(raw: Uint8Array): KeyObject {
+  const rawBuffer = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  if (jwkPrivateImportWorks()) {
+    return createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: rawBuffer.toString('base64url'), x: JWK_X_PLACEHOLDER }, format: 'jwk' });
+  }
   const der = new Uint8Array(PKCS8_X25519_PREFIX.length + KEY_SIZE);
   der.set(PKCS8_X25519_PREFIX, 0);
   der.set(raw, PKCS8_X25519_PREFIX.length);
@@ -58,10 +88,15 @@ function privateKeyObject(raw: Uint8Array): KeyObject {
 }
 
 function publicKeyObject(raw: Uint8Array): KeyObject {
-  const der = new Uint8Array(SPKI_X25519_PREFIX.length + KEY_SIZE);
-  der.set(SPKI_X25519_PREFIX, 0);
-  der.set(raw, SPKI_X25519_PREFIX.length);
-  return createPublicKey({ key: Buffer.from(der.buffer, 0, der.length), format: 'der', type: 'spki' });
+  const x = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64url');
+  return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x }, format: 'jwk' });
+}
+
+/** Raw 32 bytes of a public KeyObject (JWK export is much faster than DER export). */
+function rawPublicKey(key: KeyObject): Uint8Array {
+  const x = key.export({ format: 'jwk' }).x;
+  if (typeof x !== 'string') throw new Error('X25519 public key export returned no x');
+  return new Uint8Array(Buffer.from(x, 'base64url')); // copy: small Buffers come from a shared pool
 }
 
 /** nonce = 4 zero bytes ‖ counter (u64 LE); the first 4 bytes of `nonce` are never written. */
@@ -139,8 +174,7 @@ export const nodeCrypto: CryptoProvider = {
 
   publicKey(privateKey) {
     checkKey(privateKey, 'private key');
-    const spki = createPublicKey(privateKeyObject(privateKey)).export({ format: 'der', type: 'spki' });
-    return plain(spki).slice(SPKI_X25519_PREFIX.length);
+    return rawPublicKey(createPublicKey(privateKeyObject(privateKey)));
   },
 
   seal(key, counter, plaintext, ad) {
@@ -177,4 +211,12 @@ export const nodeCrypto: CryptoProvider = {
       },
     };
   },
+};
+
+/** For tests only: force the DER import path (false), the JWK path (true), or re-detect (undefined). */
+export const nodeCryptoTesting = {
+  setJwkPrivateImport(value: boolean | undefined): void {
+    jwkPrivateImport = value;
+  },
+  jwkPrivateImportWorks,
 };

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { bytesToHex } from '../../../src/noise/bytes.js';
-import { nodeCrypto as node } from '../../../src/noise/crypto-node.js';
+import { nodeCrypto as node, nodeCryptoTesting } from '../../../src/noise/crypto-node.js';
 import { nobleCrypto as noble } from '../../../src/noise/crypto-noble.js';
 
 const SIZES = [0, 1, 15, 16, 17, 63, 64, 65, 1420, 65503];
@@ -46,6 +46,21 @@ describe('nodeCrypto vs nobleCrypto', () => {
       const u = rand(32);
       expect(hex(node.dh(a, u))).toBe(hex(noble.dh(a, u)));
     }
+  });
+
+  it('X25519 gives the same results through the JWK and the DER private-key import', () => {
+    expect(nodeCryptoTesting.jwkPrivateImportWorks()).toBe(true); // Node 20–24 import OKP JWKs from d
+    const cases = Array.from({ length: 10 }, () => [rand(32), rand(32)] as const);
+    const viaJwk = cases.map(([a, b]) => hex(node.dh(a, noble.publicKey(b))) + hex(node.publicKey(a)));
+    try {
+      nodeCryptoTesting.setJwkPrivateImport(false);
+      const viaDer = cases.map(([a, b]) => hex(node.dh(a, noble.publicKey(b))) + hex(node.publicKey(a)));
+      expect(viaDer).toEqual(viaJwk);
+      expect(hex(node.dh(cases[0]![0], new Uint8Array(32)))).toBe('00'.repeat(32));
+    } finally {
+      nodeCryptoTesting.setJwkPrivateImport(undefined);
+    }
+    expect(viaJwk).toEqual(cases.map(([a, b]) => hex(noble.dh(a, noble.publicKey(b))) + hex(noble.publicKey(a))));
   });
 
   it('X25519 agrees on non-canonical u-coordinates (u ≥ p)', () => {
