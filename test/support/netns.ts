@@ -162,13 +162,13 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Polls `fn` until it returns a truthy value or throws the last error after `timeoutMs`. */
-export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 20_000, intervalMs = 200): Promise<T> {
+export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 20_000, intervalMs = 200): Promise<Exclude<T, false | null | undefined | 0 | ''>> {
   const started = Date.now();
   let last: unknown;
   for (;;) {
     try {
       const v = await fn();
-      if (v) return v;
+      if (v) return v as Exclude<T, false | null | undefined | 0 | ''>;
       last = new Error('condition not met');
     } catch (err) {
       last = err;
