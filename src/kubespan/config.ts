@@ -381,7 +381,11 @@ function renderValue(path: readonly PathKey[], root: unknown): string {
   } else if (value === null || typeof value !== 'object') {
     text = String(value);
   } else {
-    text = JSON.stringify(value) ?? String(value);
+    try {
+      text = JSON.stringify(value) ?? String(value);
+    } catch {
+      text = Array.isArray(value) ? 'a list' : 'a mapping'; // a recursive YAML alias
+    }
   }
   if (text.length > 80) text = `${text.slice(0, 77)}…`;
   return `(got ${text})`;
@@ -599,7 +603,10 @@ export function parseNodeConfig(text: string, sourceName: string): NodeConfig {
       sourceName,
       doc.errors.map((e) => {
         const pos = lineCounter.linePos(e.pos[0]);
-        return { path: `line ${pos.line}, column ${pos.col}`, message: `YAML syntax error: ${e.message.split('\n')[0]}` };
+        const message = e.code === 'MULTIPLE_DOCS'
+          ? 'the file holds more than one YAML document ("---"); put cluster:, machine: and kubespand: in one document'
+          : `YAML syntax error: ${e.message.split('\n')[0]}`;
+        return { path: `line ${pos.line}, column ${pos.col}`, message };
       }),
     );
   }

@@ -278,6 +278,11 @@ describe('parseNodeConfig: bad files give one clear error each, naming the path'
   it('reports YAML syntax errors and duplicate keys with their line', () => {
     expect(problems('cluster:\n  id: a\n  id: b\n')[0]).toMatch(/^node\.yaml: line 3, column 3: YAML syntax error: Map keys must be unique/);
     expect(problems('cluster: [unclosed\n')[0]).toMatch(/^node\.yaml: line \d+, column \d+: YAML syntax error: /);
+    expect(problems('cluster:\n  id: a\n---\nmachine: {}\n')).toEqual([
+      'node.yaml: line 3, column 1: the file holds more than one YAML document ("---"); put cluster:, machine: and kubespand: in one document',
+    ]);
+    expect(problems('cluster:\n\tid: a\n')[0]).toMatch(/^node\.yaml: line 2, column 1: YAML syntax error: Tabs are not allowed/);
+    expect(problems('cluster: &a\n  id: *a\n')).toEqual(['node.yaml: cluster.id: must be a string (got a mapping)']);
     expect(problems('- just\n- a list\n')).toEqual(['node.yaml: must be a YAML mapping with cluster:, machine: and kubespand: sections (got ["just","a list"])']);
   });
 
