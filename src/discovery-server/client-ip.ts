@@ -16,11 +16,13 @@ function normalise(ip: string): string | undefined {
   return mapped ? mapped[1] : text.toLowerCase();
 }
 
-/** grpc-js `getPeer()` is `address:port` (IPv6 unbracketed) or `unknown`. */
+/**
+ * grpc-js `getPeer()` is `address:port` with IPv6 unbracketed (`::1:5000`), or `unknown`; a TCP
+ * peer always has a port, so the text after the last colon is the port.
+ */
 export function peerIp(peer: string): string | undefined {
   const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(peer);
   if (bracketed) return normalise(bracketed[1]!);
-  if (isIP(peer) !== 0) return normalise(peer);
   const colon = peer.lastIndexOf(':');
   return colon === -1 ? undefined : normalise(peer.slice(0, colon));
 }

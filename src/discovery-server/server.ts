@@ -32,7 +32,13 @@ import {
   SNAPSHOT_INTERVAL_MS,
   WATCH_BUFFER_SIZE,
 } from '../discovery/limits.js';
-import { clusterServiceDefinition, isMalformed, type MalformedRequest, type MethodName } from '../discovery/service.js';
+import {
+  clusterServiceDefinition,
+  encodeWatchResponse,
+  isMalformed,
+  type MalformedRequest,
+  type MethodName,
+} from '../discovery/service.js';
 import type {
   AffiliateDeleteRequest,
   AffiliateUpdateRequest,
@@ -100,9 +106,11 @@ function readPem(path: string, field: string): Buffer {
 
 type Call = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>;
 
+type WatchCall = ServerWritableStream<ClusterRequest | MalformedRequest, WatchResponse | Buffer>;
+
 interface ActiveWatch {
-  call: ServerWritableStream<ClusterRequest | MalformedRequest, WatchResponse>;
-  queue: SubscriberQueue<WatchResponse>;
+  call: WatchCall;
+  queue: SubscriberQueue<Buffer>;
   cleanup(): void;
 }
 
@@ -111,10 +119,20 @@ function toStatus(err: unknown): Partial<StatusObject> {
   return { code: status.INTERNAL, details: 'internal error' };
 }
 
-function notificationMessage(n: Notification): WatchResponse {
-  return n.kind === 'update'
-    ? { affiliates: [n.affiliate], deleted: false }
-    : { affiliates: [{ id: n.id, data: new Uint8Array(0), endpoints: [] }], deleted: true };
+/** One notification is encoded once, whatever the number of watchers it goes to. */
+const encodedNotifications = new WeakMap<Notification, Buffer>();
+
+function notificationBytes(n: Notification): Buffer {
+  let bytes = encodedNotifications.get(n);
+  if (!bytes) {
+    const msg: WatchResponse =
+      n.kind === 'update'
+        ? { affiliates: [n.affiliate], deleted: false }
+        : { affiliates: [{ id: n.id, data: new Uint8Array(0), endpoints: [] }], deleted: true };
+    bytes = encodeWatchResponse(msg);
+    encodedNotifications.set(n, bytes);
+  }
+  return bytes;
 }
 
 /** The discovery server: `start()`, `stop()`, and the state/metrics for inspection. */
@@ -131,6 +149,8 @@ export class DiscoveryServer {
   #gcTimer: NodeJS.Timeout | undefined;
   #snapshotTimer: NodeJS.Timeout | undefined;
   #watches = new Set<ActiveWatch>();
+  /** Encoded watch snapshot per cluster, valid while the cluster's version is unchanged. */
+  #snapshots = new Map<string, { version: number; bytes: Buffer }>();
   #delayed = new Set<NodeJS.Timeout>();
   #stopping = false;
 
@@ -235,6 +255,7 @@ export class DiscoveryServer {
   gc(): void {
     const r = this.state.gc();
     this.#limiter?.prune();
+    for (const id of this.#snapshots.keys()) if (this.state.subscriberCount(id) === 0) this.#snapshots.delete(id);
     this.metrics.gcRuns.inc();
     this.metrics.gcExpiredAffiliates.inc(r.expiredAffiliates);
     this.metrics.gcExpiredEndpoints.inc(r.expiredEndpoints);
@@ -352,11 +373,11 @@ export class DiscoveryServer {
       AffiliateUpdate: update,
       AffiliateDelete: del,
       List: list,
-      Watch: (call: ServerWritableStream<ClusterRequest | MalformedRequest, WatchResponse>) => this.#watch(call),
+      Watch: (call: WatchCall) => this.#watch(call),
     };
   }
 
-  #watch(call: ServerWritableStream<ClusterRequest | MalformedRequest, WatchResponse>): void {
+  #watch(call: WatchCall): void {
     const fail = (s: Partial<StatusObject>) => {
       this.metrics.requests.inc({ method: 'Watch', code: status[s.code ?? status.UNKNOWN] ?? String(s.code) });
       call.emit('error', s);
@@ -372,7 +393,7 @@ export class DiscoveryServer {
         let done = false;
         const watch: ActiveWatch = {
           call,
-          queue: new SubscriberQueue<WatchResponse>(
+          queue: new SubscriberQueue<Buffer>(
             this.#opts.watchBufferSize ?? WATCH_BUFFER_SIZE,
             (msg) => call.write(msg),
             () => {
@@ -389,12 +410,18 @@ export class DiscoveryServer {
             this.#watches.delete(watch);
           },
         };
-        let snapshot;
+        let snapshot: Buffer;
         try {
-          const sub = this.state.subscribe(req.clusterId, (n) => watch.queue.push(notificationMessage(n)));
+          const sub = this.state.subscribe(req.clusterId, (n) => watch.queue.push(notificationBytes(n)));
           unsubscribe = sub.unsubscribe;
-          snapshot = sub.snapshot;
+          let cached = this.#snapshots.get(req.clusterId);
+          if (!cached || cached.version !== sub.version) {
+            cached = { version: sub.version, bytes: encodeWatchResponse({ affiliates: sub.snapshot, deleted: false }) };
+            this.#snapshots.set(req.clusterId, cached);
+          }
+          snapshot = cached.bytes;
         } catch (err) {
+          unsubscribe();
           return fail(toStatus(err));
         }
         this.#watches.add(watch);
@@ -402,7 +429,7 @@ export class DiscoveryServer {
         call.on('cancelled', () => watch.cleanup());
         call.on('close', () => watch.cleanup());
         this.metrics.requests.inc({ method: 'Watch', code: 'OK' });
-        watch.queue.push({ affiliates: snapshot, deleted: false });
+        watch.queue.push(snapshot);
       },
       fail,
     );

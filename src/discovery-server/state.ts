@@ -80,6 +80,8 @@ interface Cluster {
   id: string;
   affiliates: Map<string, StoredAffiliate>;
   subscribers: Set<NotificationSink>;
+  /** Bumped on every notification: equal versions mean an equal watch snapshot. */
+  version: number;
 }
 
 export interface GcResult {
@@ -107,8 +109,9 @@ function keyOf(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 }
 
+/** A plain Uint8Array copy (never a Buffer view of a larger request or file buffer). */
 function copy(b: Uint8Array): Uint8Array {
-  return Uint8Array.prototype.slice.call(b);
+  return new Uint8Array(b);
 }
 
 function toWire(a: StoredAffiliate): WireAffiliate {
@@ -119,6 +122,8 @@ export class DiscoveryState {
   readonly limits: Readonly<StateLimits>;
   readonly #now: () => number;
   readonly #clusters = new Map<string, Cluster>();
+  /** State-wide counter, so a version is never reused even when a cluster is dropped and re-created. */
+  #versions = 0;
 
   constructor(opts: { now?: () => number; limits?: Partial<StateLimits> } = {}) {
     this.#now = opts.now ?? Date.now;
@@ -230,12 +235,16 @@ export class DiscoveryState {
    * Watch: returns the current affiliates and registers `sink` for every later change, atomically
    * (single-threaded). Call `unsubscribe` when the stream ends.
    */
-  subscribe(clusterId: string, sink: NotificationSink): { snapshot: WireAffiliate[]; unsubscribe: () => void } {
+  subscribe(
+    clusterId: string,
+    sink: NotificationSink,
+  ): { snapshot: WireAffiliate[]; version: number; unsubscribe: () => void } {
     this.#checkId('cluster_id', clusterId);
     const cluster = this.#cluster(clusterId);
     cluster.subscribers.add(sink);
     return {
       snapshot: [...cluster.affiliates.values()].map(toWire),
+      version: cluster.version,
       unsubscribe: () => {
         cluster.subscribers.delete(sink);
       },
@@ -267,6 +276,11 @@ export class DiscoveryState {
       }
     }
     return result;
+  }
+
+  /** Open watches on one cluster. */
+  subscriberCount(clusterId: string): number {
+    return this.#clusters.get(clusterId)?.subscribers.size ?? 0;
   }
 
   stats(): StateStats {
@@ -343,13 +357,14 @@ export class DiscoveryState {
   #cluster(id: string): Cluster {
     let c = this.#clusters.get(id);
     if (!c) {
-      c = { id, affiliates: new Map(), subscribers: new Set() };
+      c = { id, affiliates: new Map(), subscribers: new Set(), version: ++this.#versions };
       this.#clusters.set(id, c);
     }
     return c;
   }
 
   #notify(cluster: Cluster, n: Notification): void {
+    cluster.version = ++this.#versions;
     for (const sink of [...cluster.subscribers]) sink(n);
   }
 }

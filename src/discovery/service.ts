@@ -16,7 +16,9 @@ import {
   listResponseCodec,
   watchRequestCodec,
   watchResponseCodec,
+  type ClusterRequest,
   type Codec,
+  type WatchResponse,
 } from './wire.js';
 
 export const SERVICE_NAME = 'sidero.discovery.server.Cluster';
@@ -88,11 +90,27 @@ function tolerant<Req>(c: Codec<Req>): Codec<Req | MalformedRequest> {
   };
 }
 
+/**
+ * Watch as the server registers it: a response may be handed over already encoded (a Buffer), so
+ * one notification or snapshot is serialized once however many watchers receive it.
+ */
+const serverWatch = method('Watch', tolerant(watchRequestCodec), watchResponseCodec, true);
+const watchServerMethod: MethodDefinition<ClusterRequest | MalformedRequest, WatchResponse | Buffer> = {
+  ...serverWatch,
+  responseSerialize: (v: WatchResponse | Buffer) => (Buffer.isBuffer(v) ? v : serverWatch.responseSerialize(v)),
+  responseDeserialize: serverWatch.responseDeserialize,
+};
+
+/** Encodes a WatchResponse once, for handing the same bytes to many watchers. */
+export function encodeWatchResponse(v: WatchResponse): Buffer {
+  return toBuffer(watchResponseCodec.encode(v));
+}
+
 /** The method table as the server registers it: request decoders never throw. */
 export const clusterServiceDefinition = {
   Hello: method('Hello', tolerant(helloRequestCodec), helloResponseCodec, false),
   AffiliateUpdate: method('AffiliateUpdate', tolerant(affiliateUpdateRequestCodec), affiliateUpdateResponseCodec, false),
   AffiliateDelete: method('AffiliateDelete', tolerant(affiliateDeleteRequestCodec), affiliateDeleteResponseCodec, false),
   List: method('List', tolerant(listRequestCodec), listResponseCodec, false),
-  Watch: method('Watch', tolerant(watchRequestCodec), watchResponseCodec, true),
+  Watch: watchServerMethod,
 };

@@ -176,3 +176,30 @@ describe('discovery client ↔ server over plaintext gRPC', () => {
     await eventually(() => expect(c.affiliates().map((x) => x.nodeId)).toEqual(['node-a', 'node-b']));
   });
 });
+
+describe('watch snapshots encoded once per cluster version', () => {
+  it('a watcher that subscribes after a change gets the new snapshot, not a cached old one', async () => {
+    const server = track(await startServer({ rateLimit: false }));
+    const names = async () => {
+      const c = track(testClient(server.port(), `w-${Math.random()}`));
+      c.start();
+      await eventually(() => expect(c.state()).toBe('connected'));
+      const ids = c.affiliates().map((x) => x.nodeId);
+      await c.stop();
+      return ids;
+    };
+    const a = track(testClient(server.port(), 'node-a'));
+    a.setLocalAffiliate(localAffiliate('node-a'));
+    a.start();
+    await eventually(() => expect(server.state.stats().affiliates).toBe(1));
+    expect(await names()).toEqual(['node-a']);
+    expect(await names()).toEqual(['node-a']);
+    const b = track(testClient(server.port(), 'node-b'));
+    b.setLocalAffiliate(localAffiliate('node-b'));
+    b.start();
+    await eventually(() => expect(server.state.stats().affiliates).toBe(2));
+    expect(await names()).toEqual(['node-a', 'node-b']);
+    await a.leave();
+    expect(await names()).toEqual(['node-b']);
+  });
+});
