@@ -75,12 +75,32 @@ export interface DiscoveryClientOptions {
   backoff?: Partial<BackoffOptions>;
   /** Uniform [0,1) source for back-off jitter. */
   random?: () => number;
+  /** Timers of the run loop (default: the global ones). */
+  timers?: ClientTimers;
   /** Nonce source for affiliate data encryption (default node:crypto). */
   cipherRandom?: Pick<Random, 'fill'>;
   logger?: Logger;
 }
 
 export type DiscoveryClientState = 'connecting' | 'connected' | 'backoff' | 'stopped';
+
+/**
+ * The timers of the client's own loop (back-off waits and the periodic refresh), injectable so a
+ * test can run the loop on a manual clock. gRPC deadlines are not affected.
+ */
+export interface ClientTimers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+  setInterval(fn: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+}
+
+const systemTimers: ClientTimers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+  setInterval: (fn, ms) => setInterval(fn, ms),
+  clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
+};
 
 /** Monotonic counters for metrics. */
 export interface DiscoveryClientCounters {
@@ -159,9 +179,10 @@ export class DiscoveryClient {
   #running = false;
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
-  #sleepTimer: NodeJS.Timeout | undefined;
+  #sleepTimer: unknown;
   #session: Session | undefined;
-  #refreshTimer: NodeJS.Timeout | undefined;
+  #refreshTimer: unknown;
+  readonly #timers: ClientTimers;
 
   #affiliates = new Map<string, DiscoveredAffiliate>();
   #publicIp: string | undefined;
@@ -199,6 +220,7 @@ export class DiscoveryClient {
     this.#ttlMs = ttl;
     this.#refreshIntervalMs = options.refreshIntervalMs ?? Math.max(1, Math.floor(ttl / 2));
     this.#backoff = new ExponentialBackoff(options.backoff, options.random);
+    this.#timers = options.timers ?? systemTimers;
     this.#log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'discovery-client' });
     // fail early on unreadable CA files or a bad proxy URL
     buildChannel(this.#target, this.#transportOptions()).credentials;
@@ -384,7 +406,7 @@ export class DiscoveryClient {
         if (session.ended) return;
         session.ended = true;
         this.#log.debug({ reason }, 'watch session ended');
-        if (this.#refreshTimer) clearInterval(this.#refreshTimer);
+        if (this.#refreshTimer !== undefined) this.#timers.clearInterval(this.#refreshTimer);
         this.#refreshTimer = undefined;
         if (this.#session === session) this.#session = undefined;
         session.call?.cancel();
@@ -421,7 +443,7 @@ export class DiscoveryClient {
     call.on('end', () => session.end('watch ended'));
 
     // publish at once, then every refresh interval (the TTL keep-alive)
-    this.#refreshTimer = setInterval(() => this.#requestRefresh('periodic', true), this.#refreshIntervalMs);
+    this.#refreshTimer = this.#timers.setInterval(() => this.#requestRefresh('periodic', true), this.#refreshIntervalMs);
     this.#requestRefresh('new watch', true);
     return done;
   }
@@ -653,12 +675,12 @@ export class DiscoveryClient {
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       this.#wake = () => {
-        if (this.#sleepTimer) clearTimeout(this.#sleepTimer);
+        if (this.#sleepTimer !== undefined) this.#timers.clearTimeout(this.#sleepTimer);
         this.#sleepTimer = undefined;
         this.#wake = undefined;
         resolve();
       };
-      this.#sleepTimer = setTimeout(() => this.#wake?.(), ms);
+      this.#sleepTimer = this.#timers.setTimeout(() => this.#wake?.(), ms);
     });
   }
 

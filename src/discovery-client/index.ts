@@ -1,6 +1,7 @@
 /** Discovery client (Sidero discovery API) for the KubeSpan controller. */
 export {
   DiscoveryClient,
+  type ClientTimers,
   type DiscoveryClientCounters,
   type DiscoveryClientOptions,
   type DiscoveryClientState,

@@ -282,3 +282,55 @@ describe('a hostile server cannot crash the client', () => {
     }
   }, 60_000);
 });
+
+describe('Hello client_ip', () => {
+  it('peer address by default; X-Real-IP / X-Forwarded-For only with trustForwardedHeaders; none when reporting is off', async () => {
+    const plain = track(await startServer({ rateLimit: false }));
+    const trusting = track(await startServer({ rateLimit: false, trustForwardedHeaders: true }));
+    const silent = track(await startServer({ rateLimit: false, reportClientIp: false }));
+    const hello = (port: number, headers: Record<string, string>) =>
+      new Promise<string>((resolve, reject) => {
+        const md = new Metadata();
+        for (const [k, v] of Object.entries(headers)) md.set(k, v);
+        rawClient(port).makeUnaryRequest(
+          METHOD_PATHS.Hello,
+          clusterMethods.Hello.requestSerialize,
+          clusterMethods.Hello.responseDeserialize,
+          { clusterId: 'c', clientVersion: 'v1.11.0' },
+          md,
+          {},
+          (err, res) => (err ? reject(err) : resolve(Buffer.from(res!.clientIp).toString('hex'))),
+        );
+      });
+    const xff = { 'x-forwarded-for': '203.0.113.5, 10.0.0.1' };
+    expect(await hello(plain.port(), xff)).toBe('7f000001');
+    expect(await hello(trusting.port(), xff)).toBe('cb007105');
+    expect(await hello(trusting.port(), { ...xff, 'x-real-ip': '2001:db8::7' })).toBe('20010db8000000000000000000000007');
+    expect(await hello(silent.port(), {})).toBe('');
+    expect(await trusting.metrics.registry.getSingleMetricAsString('discovery_server_hello_requests_total')).toMatch(
+      /client_version="v1.11"} 2/,
+    );
+  });
+});
+
+describe('state file snapshots', () => {
+  it('are written periodically, not only at shutdown', async () => {
+    const { mkdtempSync, existsSync, rmSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const { readStateFile } = await import('../../../src/discovery-server/index.js');
+    const dir = mkdtempSync(join(tmpdir(), 'ksd-snap-'));
+    try {
+      const file = join(dir, 'state.binpb');
+      const server = track(await startServer({ rateLimit: false, stateFile: file, snapshotIntervalMs: 100 }));
+      expect(await update(rawClient(server.port()), { ...base, affiliateData: new Uint8Array([1, 2]) })).toBeNull();
+      await eventually(() => {
+        expect(existsSync(file)).toBe(true);
+        expect(readStateFile(file)?.state.clusters[0]?.affiliates[0]?.id).toBe('x');
+      });
+    } finally {
+      await cleanup(...stoppable.splice(0));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
