@@ -149,6 +149,9 @@ interface Session {
   done: Promise<void>;
 }
 
+/** Per watch message, individual "skipping affiliate record" warnings beyond this are summarised. */
+const MAX_LOGGED_REJECTIONS = 5;
+
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
     for (const v of Object.values(value)) deepFreeze(v);
@@ -467,6 +470,7 @@ export class DiscoveryClient {
           await this.#refresh(session.client);
           this.#backoff.reset();
         } catch (err) {
+          if (!this.#running) return;
           this.#counters.updateErrors++;
           this.#recordError(err, 'refresh failed');
           // retry the whole thing: back-off, Hello, new Watch, full resend
@@ -519,21 +523,25 @@ export class DiscoveryClient {
     } else {
       this.#counters.deltas++;
     }
+    const rejected = { count: 0 };
     for (const wire of msg.affiliates) {
       if (wire.id === this.#affiliateId) continue;
       if (msg.deleted) {
         this.#affiliates.delete(wire.id);
         continue;
       }
-      const decoded = this.#decodeWire(wire);
+      const decoded = this.#decodeWire(wire, rejected);
       if (decoded) this.#affiliates.set(wire.id, decoded);
       else this.#affiliates.delete(wire.id);
+    }
+    if (rejected.count > MAX_LOGGED_REJECTIONS) {
+      this.#log.warn({ skipped: rejected.count - MAX_LOGGED_REJECTIONS }, 'skipping more affiliate records (not logged one by one)');
     }
     this.#notify();
   }
 
   /** Decrypts and validates one affiliate; undefined when it has no data or is unusable (logged). */
-  #decodeWire(wire: WireAffiliate): DiscoveredAffiliate | undefined {
+  #decodeWire(wire: WireAffiliate, rejected: { count: number }): DiscoveredAffiliate | undefined {
     // an affiliate known only through harvested endpoints has no data yet
     if (wire.data.length === 0) return undefined;
     let record: Omit<DiscoveredAffiliate, 'endpoints'>;
@@ -542,7 +550,9 @@ export class DiscoveryClient {
       if (record.nodeId !== wire.id) throw new Error(`node_id "${record.nodeId}" differs from the affiliate id`);
     } catch (err) {
       this.#counters.rejectedAffiliates++;
-      this.#log.warn({ affiliateId: wire.id, reason: (err as Error).message }, 'skipping affiliate record');
+      if (++rejected.count <= MAX_LOGGED_REJECTIONS) {
+        this.#log.warn({ affiliateId: wire.id.slice(0, 64), reason: (err as Error).message }, 'skipping affiliate record');
+      }
       return undefined;
     }
     const endpoints: AffiliateEndpoint[] = [];

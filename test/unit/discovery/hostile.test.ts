@@ -4,6 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Client, Metadata, Server, ServerCredentials, credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   ClusterCipher,
@@ -267,7 +269,9 @@ describe('a hostile server cannot crash the client', () => {
       server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))),
     );
     try {
-      const a = track(testClient(port, 'node-a'));
+      const lines: string[] = [];
+      const logger = pino({ level: 'debug' }, new Writable({ write: (chunk, _e, cb) => (lines.push(String(chunk)), cb()) }));
+      const a = track(testClient(port, 'node-a', { logger }));
       a.setLocalAffiliate(localAffiliate('node-a'));
       a.start();
       await eventually(() => expect(watches).toBeGreaterThanOrEqual(3));
@@ -277,6 +281,12 @@ describe('a hostile server cannot crash the client', () => {
       await eventually(() => expect(a.counters().rejectedAffiliates).toBeGreaterThanOrEqual(10_000), 20_000);
       expect(a.affiliates()).toEqual([]);
       expect(a.state()).toBe('connected');
+      // 10k bad records are summarised in the log, not logged one by one; no secret ever appears
+      const text = lines.join('');
+      expect(text.split('"skipping affiliate record"').length - 1).toBeLessThanOrEqual(5 * watches);
+      expect(text).toMatch(/"skipped":9995,"msg":"skipping more affiliate records/);
+      expect(text).not.toContain(SECRET);
+      expect(text).not.toContain(OTHER_SECRET);
     } finally {
       server.forceShutdown();
     }
