@@ -122,7 +122,15 @@ export class WireguardDevice implements UapiDevice {
     this.tun.write(packets);
   }
 
+  private readonly eventListeners: ((event: DeviceEvent) => void)[] = [];
+
+  /** Subscribes to the core's events (handshake complete, roamed, …); used by controllers. */
+  onDeviceEvent(cb: (event: DeviceEvent) => void): void {
+    this.eventListeners.push(cb);
+  }
+
   private onEvent(event: DeviceEvent): void {
+    for (const cb of this.eventListeners) cb(event);
     switch (event.kind) {
       case 'handshake-initiated':
         this.log.debug({ peer: event.peer.toString(), retry: event.retry }, 'sending handshake initiation');

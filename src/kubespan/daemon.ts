@@ -16,7 +16,7 @@ import { keyFromBase64, keyToBase64 } from '../noise/keys.js';
 import { formatPrefix, parsePrefix } from '../noise/allowed-ips.js';
 import { buildPeerSpecs } from '../peer/peer-spec.js';
 import { reconcilePeers } from '../peer/peer-controller.js';
-import { PEER_RECONCILE_INTERVAL_MS } from '../peer/peer-status.js';
+import { ENDPOINT_CONNECTION_TIMEOUT_MS, PEER_RECONCILE_INTERVAL_MS } from '../peer/peer-status.js';
 import { sameEndpoint, type DesiredDevicePeer, type DevicePeerSnapshot, type Endpoint, type HarvestedEndpoint, type PeerSpec, type PeerStatus } from '../peer/types.js';
 import { Dataplane, FWMARK_WIREGUARD } from './dataplane.js';
 import { loadOrCreateIdentity, loadOrCreateNodeId, nodeAddressFor, type NodeAddress, type WireGuardIdentity } from './identity.js';
@@ -124,6 +124,10 @@ export class KubespanDaemon {
     this.running.device.setPrivateKey(this.identity.privateKey);
     this.running.device.setFwmark(FWMARK_WIREGUARD);
     void this.running.stopped.then((reason) => void this.stop(reason));
+    // a completed handshake or a roam changes a peer's state: re-evaluate soon instead of at the next tick
+    this.running.device.onDeviceEvent((e) => {
+      if (e.kind === 'handshake-complete' || e.kind === 'endpoint-roamed') this.markDirtySoon();
+    });
     this.dataplane = new Dataplane({ ifname: node.interface, mtu: kubespan.mtu, address: `${this.address.ip}/64` });
     await this.dataplane.setup();
 
@@ -151,6 +155,34 @@ export class KubespanDaemon {
 
   onStopped(cb: (reason: string) => void): void {
     this.stoppedListeners.push(cb);
+  }
+
+  private soonTimer: NodeJS.Timeout | null = null;
+  private recheckTimer: NodeJS.Timeout | null = null;
+
+  /** Debounced markDirty for bursts of device events. */
+  private markDirtySoon(delayMs = 200): void {
+    if (this.soonTimer || this.stopping) return;
+    this.soonTimer = setTimeout(() => {
+      this.soonTimer = null;
+      this.markDirty();
+    }, delayMs);
+  }
+
+  /**
+   * A freshly chosen endpoint is judged ENDPOINT_CONNECTION_TIMEOUT after the choice; re-evaluate then
+   * rather than at the next 30 s tick, so a dead candidate is abandoned after ~15 s.
+   */
+  private scheduleRecheck(now: number): void {
+    let next = Infinity;
+    for (const s of this.statuses.values()) {
+      if (s.state !== 'unknown' || !s.lastEndpointChange) continue;
+      const due = s.lastEndpointChange + ENDPOINT_CONNECTION_TIMEOUT_MS + 500;
+      if (due > now && due < next) next = due;
+    }
+    if (this.recheckTimer) clearTimeout(this.recheckTimer);
+    this.recheckTimer = null;
+    if (next !== Infinity && !this.stopping) this.recheckTimer = setTimeout(() => this.markDirty(), next - now);
   }
 
   /** Coalesces triggers: at most one pass runs, and one more follows if anything changed meanwhile. */
@@ -255,6 +287,7 @@ export class KubespanDaemon {
     }
     if (this.client?.state() === 'connected' && affiliates.length > 0) this.saveCache(affiliates);
     this.lastReconcileAt = now;
+    this.scheduleRecheck(now);
   }
 
   /** Diff the desired peers against the device: add, update, and remove what was not touched. */
@@ -367,6 +400,8 @@ export class KubespanDaemon {
     this.stopping = true;
     this.log.info({ reason }, 'stopping');
     if (this.timer) clearInterval(this.timer);
+    if (this.soonTimer) clearTimeout(this.soonTimer);
+    if (this.recheckTimer) clearTimeout(this.recheckTimer);
     await this.passRunning?.catch(() => undefined);
     await this.client?.stop().catch(() => undefined);
     const errors = (await this.dataplane?.teardown()) ?? [];

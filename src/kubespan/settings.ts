@@ -9,7 +9,8 @@ export function toDaemonSettings(cfg: NodeConfig): DaemonSettings {
   if (!cfg.cluster.id || !cfg.cluster.secretBase64) throw new Error(`${cfg.sourceName}: cluster: KubeSpan needs cluster.id and cluster.secret`);
   const service = cfg.cluster.discovery.registries.service;
   const env = cfg.machine.env;
-  const proxy = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== '')) as Record<string, string>;
+  // an explicit empty value is kept: it switches off a proxy set in the environment
+  const proxy = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) as Record<string, string>;
   return {
     clusterId: cfg.cluster.id,
     clusterSecret: cfg.cluster.secretBase64,
