@@ -372,6 +372,7 @@ export class DiscoveryClient {
           Date.now() + (this.#opts.helloTimeoutMs ?? HELLO_TIMEOUT_MS),
         );
       } catch (err) {
+        if (!this.#running) break;
         this.#counters.helloErrors++;
         this.#recordError(err, 'hello failed');
         // drop the connection so the next attempt starts afresh (and reloads TLS material)
