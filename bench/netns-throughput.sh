@@ -177,6 +177,11 @@ ratio() { # value base -> value/base with 2 decimals, or -
 echo
 echo "# $(date -u +%Y-%m-%dT%H:%MZ)  $(uname -r)  $(nproc) CPU  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "# $(wireguard-go --version 2>/dev/null | head -1)  node $(node --version)  iperf3 $(iperf3 --version | head -1 | awk '{print $2}')"
+if [ -z "${KSN_KUBESPAND_BIN:-}" ] && [ -f "$ROOT/dist/src/cli/main.js" ]; then
+  echo "# kubespand: $ROOT/dist built $(date -u -r "$ROOT/dist/src/cli/main.js" +%Y-%m-%dT%H:%MZ), checkout HEAD $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+elif [ -n "${KSN_KUBESPAND_BIN:-}" ]; then
+  echo "# kubespand: $KSN_KUBESPAND_BIN"
+fi
 printf '%-28s %12s %7s %12s %7s %9s %7s\n' "pair (a<->b)" "a->b Mbit/s" "ratio" "b->a Mbit/s" "ratio" "RTT ms" "ratio"
 for row in "${ROWS[@]}"; do
   if [ -n "${NOTE[$row]:-}" ]; then
