@@ -2,7 +2,10 @@
 # Installs the system packages kubespand and its tests use (Debian/Ubuntu, as root).
 # --no-install-recommends matters: without it apt pulls a kernel image via wireguard-tools.
 set -euo pipefail
-PKGS=(wireguard-go wireguard-tools iperf3 iproute2 nftables iputils-ping tinyproxy openssl ca-certificates tcpdump ncat)
+PKGS=(wireguard-go wireguard-tools iperf3 iproute2 nftables iputils-ping tinyproxy openssl ca-certificates tcpdump ncat
+  # operations tests (issue 5): systemd-analyze verify on the unit; a real podman build of the image
+  # (runc: crun refuses this VM's hybrid cgroups; debootstrap: ../shared/tools/container-base.sh's stand-in base image)
+  systemd podman runc debootstrap)
 if [ "${KUBESPAND_SETUP_EXTRA:-}" != "" ]; then PKGS+=(${KUBESPAND_SETUP_EXTRA}); fi
 missing=()
 for p in "${PKGS[@]}"; do
