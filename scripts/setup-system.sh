@@ -3,6 +3,8 @@
 # --no-install-recommends matters: without it apt pulls a kernel image via wireguard-tools.
 set -euo pipefail
 PKGS=(wireguard-go wireguard-tools iperf3 iproute2 nftables iputils-ping tinyproxy openssl ca-certificates tcpdump ncat
+  # virtual IP (issue 7): etcd for the election in netns tests, arping -U for gratuitous ARP
+  etcd-server iputils-arping
   # operations tests (issue 5): systemd-analyze verify on the unit; a real podman build of the image
   # (runc: crun refuses this VM's hybrid cgroups; debootstrap: ../shared/tools/container-base.sh's stand-in base image)
   systemd podman runc debootstrap)
