@@ -19,6 +19,9 @@
  *   setSocketBuffers(fd, bytes)          SO_RCVBUF/SO_SNDBUF, first with the *FORCE variants (CAP_NET_ADMIN,
  *                                        beyond net.core.[rw]mem_max, as wireguard-go does); returns the
  *                                        sizes the kernel reports { recv, send }
+ *   sdNotify(path, text)                 one datagram to systemd's notify socket ($NOTIFY_SOCKET; "@name" is an
+ *                                        abstract socket); node has no AF_UNIX datagram sockets. Returns the
+ *                                        bytes sent, throws with errno text
  *
  * All protocol logic stays in TypeScript. Errors thrown here carry `code` (e.g. "EPERM"), `errno` and
  * `syscall`, and their message names the call and the value it was given.
@@ -32,6 +35,7 @@
 #include <linux/if_tun.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +43,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <node_api.h>
@@ -608,6 +613,76 @@ static napi_value tun_reader_stop(napi_env env, napi_callback_info info) {
   return undefined_value(env);
 }
 
+/* ---------------------------------------------------------------- systemd notify */
+
+#define SD_NOTIFY_MAX_TEXT 4096
+
+/* Reads a string argument into a malloc'd buffer (NUL-terminated); *len excludes the NUL. */
+static char *get_string(napi_env env, napi_value v, const char *fn, const char *field, size_t max, size_t *len) {
+  napi_valuetype type;
+  if (napi_typeof(env, v, &type) != napi_ok) return NULL;
+  if (type != napi_string) {
+    throw_type(env, "%s: %s must be a string", fn, field);
+    return NULL;
+  }
+  if (napi_get_value_string_utf8(env, v, NULL, 0, len) != napi_ok) return NULL;
+  if (*len > max) {
+    throw_range(env, "%s: %s is %zu bytes, at most %zu allowed", fn, field, *len, max);
+    return NULL;
+  }
+  char *out = malloc(*len + 1);
+  if (out == NULL) {
+    throw_errno(env, ENOMEM, "malloc", "%s: %s", fn, field);
+    return NULL;
+  }
+  if (napi_get_value_string_utf8(env, v, out, *len + 1, len) != napi_ok) {
+    free(out);
+    return NULL;
+  }
+  return out;
+}
+
+static napi_value sd_notify(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv, "sdNotify")) return NULL;
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  size_t path_len = 0;
+  char *path = get_string(env, argv[0], "sdNotify", "path", sizeof addr.sun_path - 1, &path_len);
+  if (path == NULL) return NULL;
+  if (path_len < 2 || (path[0] != '/' && path[0] != '@')) {
+    throw_range(env, "sdNotify: path must be absolute or start with @ for an abstract socket, got \"%s\"", path);
+    free(path);
+    return NULL;
+  }
+  size_t text_len = 0;
+  char *text = get_string(env, argv[1], "sdNotify", "text", SD_NOTIFY_MAX_TEXT, &text_len);
+  if (text == NULL) {
+    free(path);
+    return NULL;
+  }
+  memcpy(addr.sun_path, path, path_len);
+  /* an abstract address has no terminating NUL: its length is exactly the name's */
+  socklen_t addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + path_len + (path[0] == '@' ? 0 : 1));
+  if (path[0] == '@') addr.sun_path[0] = '\0';
+
+  napi_value result = NULL;
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    throw_errno(env, errno, "socket", "sdNotify %s: socket(AF_UNIX, SOCK_DGRAM)", path);
+  } else {
+    ssize_t n = sendto(fd, text, text_len, MSG_NOSIGNAL, (struct sockaddr *)&addr, addr_len);
+    int err = errno;
+    close(fd);
+    if (n < 0) throw_errno(env, err, "sendto", "sdNotify %s: sendto", path);
+    else result = make_int(env, n);
+  }
+  free(path);
+  free(text);
+  return result;
+}
+
 /* ---------------------------------------------------------------- module */
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -623,6 +698,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setSocketMark", NULL, set_socket_mark, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getSocketMark", NULL, get_socket_mark, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setSocketBuffers", NULL, set_socket_buffers, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sdNotify", NULL, sd_notify, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -52,6 +52,11 @@ export interface NativeAddon {
    * net.core.[rw]mem_max, as wireguard-go does). Returns the kernel's sizes (twice the request, per socket(7)).
    */
   setSocketBuffers(fd: number, bytes: number): { recv: number; send: number };
+  /**
+   * Sends `text` as one datagram to a systemd notify socket (an absolute path, or `@name` for an
+   * abstract socket); returns the bytes sent. Throws with the errno name when nobody listens.
+   */
+  sdNotify(path: string, text: string): number;
 }
 
 export const NATIVE_ADDON_FILE = join('build', 'Release', 'kubespand_native.node');
@@ -124,3 +129,4 @@ export const closeFd = (fd: number): void => loadNative().closeFd(fd);
 export const setSocketMark = (fd: number, mark: number): void => loadNative().setSocketMark(fd, mark);
 export const getSocketMark = (fd: number): number => loadNative().getSocketMark(fd);
 export const setSocketBuffers = (fd: number, bytes: number): { recv: number; send: number } => loadNative().setSocketBuffers(fd, bytes);
+export const sdNotify = (path: string, text: string): number => loadNative().sdNotify(path, text);
