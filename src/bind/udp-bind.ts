@@ -11,6 +11,8 @@
  */
 import * as dgram from 'node:dgram';
 import { loadNative } from '../native.js';
+import { tryLoadDatapath } from '../native-datapath.js';
+import { parseIp } from '../noise/allowed-ips.js';
 import { normalizeReceivedAddress, validateMark, validatePort, type Bind, type Datagram, type Endpoint } from './bind.js';
 
 export interface UdpBindOptions {
@@ -175,20 +177,60 @@ export class UdpBind implements Bind {
   }
 
   send(ep: Endpoint, data: Uint8Array): void {
-    const sock = ep.address.includes(':') ? this.v6 : this.v4;
+    this.sendBatch(ep, [data]);
+  }
+
+  /**
+   * Sends datagrams to one endpoint. With the data-path addon they go out in one sendmmsg(2) on the
+   * dgram socket's own fd; whatever the kernel does not take at once (EAGAIN), and everything while
+   * dgram still has sends queued (so order is kept), goes through dgram, which queues and retries.
+   */
+  sendBatch(ep: Endpoint, packets: Uint8Array[]): void {
+    const v6 = ep.address.includes(':');
+    const sock = v6 ? this.v6 : this.v4;
     if (!sock) {
-      this.stats.sendErrors++;
+      this.stats.sendErrors += packets.length;
       return;
     }
-    try {
-      sock.send(data, ep.port, ep.address, this.afterSend);
-    } catch {
-      this.stats.sendErrors++;
+    let first = 0;
+    const addon = this.dgramQueued === 0 ? tryLoadDatapath() : undefined;
+    const fd = addon ? (v6 ? this.fd6 : this.fd4) : undefined;
+    if (addon && fd !== undefined) {
+      const address = this.addressBytes(ep.address);
+      const n = address ? addon.udpSendBatch(fd, address, ep.port, packets) : -1;
+      if (n >= 0) {
+        this.stats.sent += n;
+        first = n;
+      }
+    }
+    for (let i = first; i < packets.length; i++) {
+      try {
+        this.dgramQueued++;
+        sock.send(packets[i]!, ep.port, ep.address, this.afterSend);
+      } catch {
+        this.dgramQueued--;
+        this.stats.sendErrors++;
+      }
     }
   }
 
-  sendBatch(ep: Endpoint, packets: Uint8Array[]): void {
-    for (const p of packets) this.send(ep, p);
+  private dgramQueued = 0;
+  private fd4: number | undefined;
+  private fd6: number | undefined;
+  private readonly addressCache = new Map<string, Uint8Array | null>();
+
+  private addressBytes(address: string): Uint8Array | null {
+    let bytes = this.addressCache.get(address);
+    if (bytes === undefined) {
+      try {
+        bytes = parseIp(address);
+      } catch {
+        bytes = null;
+      }
+      if (this.addressCache.size >= 4096) this.addressCache.clear();
+      this.addressCache.set(address, bytes);
+    }
+    return bytes;
   }
 
   onDatagrams(cb: (batch: Datagram[]) => void): void {
@@ -210,6 +252,7 @@ export class UdpBind implements Bind {
     const old = [this.v4, this.v6];
     this.v4 = undefined;
     this.v6 = undefined;
+    this.fd4 = this.fd6 = undefined;
     this.boundPort = 0;
     this.appliedMark = 0;
     this.pending = [];
@@ -219,6 +262,7 @@ export class UdpBind implements Bind {
   // ------------------------------------------------------------ internals
 
   private readonly afterSend = (err: Error | null): void => {
+    this.dgramQueued--;
     if (err) this.stats.sendErrors++;
     else this.stats.sent++;
   };
@@ -306,6 +350,8 @@ export class UdpBind implements Bind {
   private install(pair: SocketPair): void {
     this.v4 = pair.v4;
     this.v6 = pair.v6;
+    this.fd4 = pair.v4 ? socketFd(pair.v4) : undefined;
+    this.fd6 = pair.v6 ? socketFd(pair.v6) : undefined;
     this.boundPort = pair.port;
     for (const sock of [pair.v4, pair.v6]) {
       if (!sock) continue;

@@ -4,7 +4,7 @@
  */
 import { openLinuxTun, tunFromFd } from '../tun/tun-linux.js';
 import { UdpBind } from '../bind/udp-bind.js';
-import { nodeCrypto } from '../noise/crypto-node.js';
+import { bestCrypto } from '../noise/crypto-native.js';
 import { DEFAULT_MTU } from '../noise/constants.js';
 import { startUapiServer, type UapiServer } from '../uapi/server.js';
 import type { UapiLog } from '../uapi/types.js';
@@ -46,7 +46,7 @@ export async function startDevice(opts: StartDeviceOptions): Promise<RunningDevi
   const log = opts.log.child({ interface: ifname });
   // (the child binding names the interface; messages below do not repeat it)
   const bind = new UdpBind();
-  const device = new WireguardDevice({ name: ifname, tun, bind, crypto: nodeCrypto, clock: systemClock, random: systemRandom, log });
+  const device = new WireguardDevice({ name: ifname, tun, bind, crypto: bestCrypto(), clock: systemClock, random: systemRandom, log });
   let resolveStopped!: (reason: string) => void;
   const stopped = new Promise<string>((r) => (resolveStopped = r));
   let uapi: UapiServer | null = null;

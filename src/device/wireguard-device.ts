@@ -47,6 +47,7 @@ export class WireguardDevice implements UapiDevice {
   private fwmark = 0;
   private ticker: NodeJS.Timeout | null = null;
   private pendingDeliveries: Uint8Array[] = [];
+  private pendingSends = new Map<string, { endpoint: Endpoint; datagrams: Uint8Array[] }>();
   private closed = false;
   private readonly closeListeners: ((reason: string) => void)[] = [];
 
@@ -63,7 +64,11 @@ export class WireguardDevice implements UapiDevice {
       outputs: {
         send: (endpoint, datagram) => {
           this.stats.datagramsOut++;
-          this.bind.send(endpoint, datagram);
+          // collected per endpoint and sent as one batch when the current input has been handled
+          const key = `${endpoint.address}|${endpoint.port}`;
+          const pending = this.pendingSends.get(key);
+          if (pending) pending.datagrams.push(datagram);
+          else this.pendingSends.set(key, { endpoint, datagrams: [datagram] });
         },
         deliver: (packet) => {
           this.pendingDeliveries.push(packet);
@@ -114,7 +119,16 @@ export class WireguardDevice implements UapiDevice {
 
   internalErrors = 0;
 
+  /** Sends what the core produced (one batch per endpoint), then writes delivered packets to the TUN. */
   private flushDeliveries(): void {
+    if (this.pendingSends.size > 0) {
+      const sends = this.pendingSends;
+      this.pendingSends = new Map();
+      for (const { endpoint, datagrams } of sends.values()) {
+        if (this.bind.sendBatch) this.bind.sendBatch(endpoint, datagrams);
+        else for (const d of datagrams) this.bind.send(endpoint, d);
+      }
+    }
     if (this.pendingDeliveries.length === 0) return;
     const packets = this.pendingDeliveries;
     this.pendingDeliveries = [];

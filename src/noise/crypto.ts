@@ -12,6 +12,31 @@ export interface Aead {
   seal(counter: number, plaintext: Uint8Array, ad?: Uint8Array): Uint8Array;
   /** Opens ciphertext ‖ tag; returns the plaintext or null when authentication fails. */
   open(counter: number, ciphertext: Uint8Array, ad?: Uint8Array): Uint8Array | null;
+  /**
+   * Optional fast path (empty AD): encrypts buf[off, off+len) in place and writes the tag at
+   * buf[off+len, off+len+16). Providers without it get the copying fallback of aeadSealInPlace.
+   */
+  sealInPlace?(counter: number, buf: Uint8Array, off: number, len: number): boolean;
+  /** Optional fast path (empty AD): opens buf[off, off+len) with the tag after it, in place; false on failure. */
+  openInPlace?(counter: number, buf: Uint8Array, off: number, len: number): boolean;
+}
+
+/** Seals buf[off, off+len) in place (tag written after it), with the provider's fast path when it has one. */
+export function aeadSealInPlace(aead: Aead, counter: number, buf: Uint8Array, off: number, len: number): void {
+  if (aead.sealInPlace) {
+    if (!aead.sealInPlace(counter, buf, off, len)) throw new Error('AEAD seal failed');
+    return;
+  }
+  buf.set(aead.seal(counter, buf.subarray(off, off + len)), off);
+}
+
+/** Opens buf[off, off+len) + tag in place; on success the plaintext is buf[off, off+len). */
+export function aeadOpenInPlace(aead: Aead, counter: number, buf: Uint8Array, off: number, len: number): boolean {
+  if (aead.openInPlace) return aead.openInPlace(counter, buf, off, len);
+  const plaintext = aead.open(counter, buf.subarray(off, off + len + 16));
+  if (!plaintext) return false;
+  buf.set(plaintext, off);
+  return true;
 }
 
 export interface CryptoProvider {

@@ -37,7 +37,7 @@ import {
   DEFAULT_MTU,
 } from './constants.js';
 import type { Clock, Random } from './clock.js';
-import type { CryptoProvider } from './crypto.js';
+import { aeadOpenInPlace, aeadSealInPlace, type CryptoProvider } from './crypto.js';
 import { bytesToHex, constantTimeEqual, isZero, writeCounter, writeU32LE } from './bytes.js';
 import { clampPrivateKey, generatePrivateKey, peerTag } from './keys.js';
 import { tai64n, tai64nAfter } from './tai64n.js';
@@ -349,20 +349,16 @@ export class DeviceCore {
     this.keepKeyFreshSending(peer, now);
   }
 
+  /** Builds one transport datagram: header, the packet padded per spec §6, sealed in place. */
   private encrypt(keypair: Keypair, packet: Uint8Array): Uint8Array {
     const counter = keypair.sendCounter++;
     const padded = paddedLength(packet.length, this.mtu);
-    let plaintext = packet;
-    if (padded !== packet.length) {
-      plaintext = new Uint8Array(padded);
-      plaintext.set(packet, 0);
-    }
-    const sealed = keypair.send.seal(counter, plaintext);
-    const datagram = new Uint8Array(MESSAGE_TRANSPORT_HEADER_SIZE + sealed.length);
+    const datagram = new Uint8Array(MESSAGE_TRANSPORT_HEADER_SIZE + padded + TAG_SIZE);
     datagram[0] = MESSAGE_TRANSPORT_TYPE;
     writeU32LE(datagram, 4, keypair.remoteIndex);
     writeCounter(datagram, 8, counter);
-    datagram.set(sealed, MESSAGE_TRANSPORT_HEADER_SIZE);
+    datagram.set(packet, MESSAGE_TRANSPORT_HEADER_SIZE);
+    aeadSealInPlace(keypair.send, counter, datagram, MESSAGE_TRANSPORT_HEADER_SIZE, padded);
     return datagram;
   }
 
@@ -623,11 +619,13 @@ export class DeviceCore {
       this.countDrop('replayed-counter', peer);
       return;
     }
-    const plaintext = keypair.receive.open(msg.counter, msg.content);
-    if (!plaintext) {
+    // decrypted in place: the datagram belongs to us from here on
+    const sealedLength = msg.content.length - TAG_SIZE;
+    if (!aeadOpenInPlace(keypair.receive, msg.counter, msg.bytes, MESSAGE_TRANSPORT_HEADER_SIZE, sealedLength)) {
       this.countDrop('decrypt-failed', peer);
       return;
     }
+    const plaintext = msg.bytes.subarray(MESSAGE_TRANSPORT_HEADER_SIZE, MESSAGE_TRANSPORT_HEADER_SIZE + sealedLength);
     if (!keypair.replay.markReceived(msg.counter)) {
       this.countDrop('replayed-counter', peer);
       return;

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { CorePair, ipv4Packet } from '../support/core-pair.js';
 import { nodeCrypto } from '../../src/noise/crypto-node.js';
 import { nobleCrypto } from '../../src/noise/crypto-noble.js';
+import { nativeCrypto } from '../../src/noise/crypto-native.js';
 import { bytesToHex } from '../../src/noise/bytes.js';
 
 const INIT = 1;
@@ -19,7 +20,7 @@ function handshake(pair: CorePair): void {
   pair.flush();
 }
 
-for (const crypto of [nodeCrypto, nobleCrypto]) {
+for (const crypto of [nodeCrypto, nobleCrypto, nativeCrypto]) {
   describe(`pair over ${crypto.name}`, () => {
     it('completes a handshake on first data and carries packets both ways', () => {
       const pair = new CorePair({ crypto });
@@ -237,7 +238,7 @@ describe('pair: cookies, replay, roaming, routing', () => {
     pair.flush();
     pair.advance(5_500); // the retry with mac2 completes
     const retry = pair.sentOfType(INIT, pair.a)[1]!;
-    for (let i = 0; i < 10; i++) pair.b.core.handleDatagram(retry.data, retry.from);
+    for (let i = 0; i < 10; i++) pair.b.core.handleDatagram(retry.data.slice(), retry.from);
     expect(pair.b.drops.filter((r) => r === 'rate-limited').length).toBeGreaterThanOrEqual(5);
   });
 
@@ -249,8 +250,8 @@ describe('pair: cookies, replay, roaming, routing', () => {
     const init = pair.sentOfType(INIT, pair.a)[0]!;
     const pb = pair.peerOf(pair.b);
     const rx = pb.rxBytes;
-    pair.b.core.handleDatagram(data.data, data.from);
-    pair.b.core.handleDatagram(init.data, init.from);
+    pair.b.core.handleDatagram(data.data.slice(), data.from);
+    pair.b.core.handleDatagram(init.data.slice(), init.from);
     expect(pair.b.delivered).toHaveLength(1);
     expect(pair.b.drops).toEqual(expect.arrayContaining(['replayed-counter', 'handshake-replay']));
     expect(pb.rxBytes).toBe(rx);

@@ -106,7 +106,8 @@ export class CorePair {
       for (const d of batch) {
         const to = this.sideAt(d.to);
         if (to) {
-          to.core.handleDatagram(d.data, d.from);
+          // the core decrypts in place: hand it a copy so the transcript keeps the wire bytes
+          to.core.handleDatagram(d.data.slice(), d.from);
           n++;
         }
       }

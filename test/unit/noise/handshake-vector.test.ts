@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { nodeCrypto } from '../../../src/noise/crypto-node.js';
 import { nobleCrypto } from '../../../src/noise/crypto-noble.js';
+import { nativeCrypto } from '../../../src/noise/crypto-native.js';
 import { bytesToHex, hexToBytes } from '../../../src/noise/bytes.js';
 import { beginSession, consumeInitiation, consumeResponse, createInitiation, createResponse, initialChainKeyAndHash, precomputeStaticStatic } from '../../../src/noise/handshake.js';
 import { CookieChecker, CookieGenerator, cookieKey, cookieSource, mac1Key } from '../../../src/noise/cookie.js';
@@ -44,7 +45,7 @@ const V = {
 
 const h = hexToBytes;
 
-for (const crypto of [nodeCrypto, nobleCrypto]) {
+for (const crypto of [nodeCrypto, nobleCrypto, nativeCrypto]) {
   describe(`IKpsk2 known-answer handshake (${crypto.name})`, () => {
     const initiator = { privateKey: h(V.iPriv), publicKey: h(V.iPub) };
     const responder = { privateKey: h(V.rPriv), publicKey: h(V.rPub) };

@@ -1,0 +1,53 @@
+/**
+ * The optional data-path addon (`native/datapath.c` → `build/Release/kubespand_datapath.node`):
+ * in-place ChaCha20-Poly1305 through Node's own OpenSSL, and sendmmsg on a dgram socket's fd.
+ * Loaded lazily; `tryLoadDatapath()` returns undefined (with the reason) when it is not built or
+ * cannot load, and callers fall back to node:crypto and dgram.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface AeadHandle {
+  readonly __brand: 'AeadHandle';
+}
+
+export interface DatapathAddon {
+  aeadCreate(key: Uint8Array): AeadHandle;
+  aeadSeal(handle: AeadHandle, counter: number, buf: Uint8Array, offset: number, length: number): boolean;
+  aeadOpen(handle: AeadHandle, counter: number, buf: Uint8Array, offset: number, length: number): boolean;
+  /** Datagrams sent (a prefix of the list), or -errno when none could be sent for a hard error. */
+  udpSendBatch(fd: number, address: Uint8Array, port: number, datagrams: Uint8Array[]): number;
+}
+
+let cached: { addon?: DatapathAddon; error?: string } | undefined;
+
+export function tryLoadDatapath(): DatapathAddon | undefined {
+  if (cached) return cached.addon;
+  if (process.env.KUBESPAND_NO_DATAPATH_ADDON === '1') {
+    cached = { error: 'disabled by KUBESPAND_NO_DATAPATH_ADDON=1' };
+    return undefined;
+  }
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const candidate = join(dir, 'build', 'Release', 'kubespand_datapath.node');
+    if (existsSync(candidate)) {
+      try {
+        cached = { addon: createRequire(import.meta.url)(candidate) as DatapathAddon };
+      } catch (err) {
+        cached = { error: err instanceof Error ? err.message : String(err) };
+      }
+      return cached.addon;
+    }
+    dir = dirname(dir);
+  }
+  cached = { error: 'kubespand_datapath.node not built (npm run build:native)' };
+  return undefined;
+}
+
+/** Why the addon is not in use (undefined when it is). */
+export function datapathUnavailableReason(): string | undefined {
+  tryLoadDatapath();
+  return cached?.error;
+}
