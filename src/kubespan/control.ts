@@ -27,7 +27,9 @@ const ALIASES: Record<string, ResourceKind> = {
 };
 
 export function resolveKind(name: string): ResourceKind | undefined {
-  return ALIASES[name.toLowerCase()];
+  // own keys only: "constructor" or "__proto__" must not resolve to Object.prototype's members
+  const key = name.toLowerCase();
+  return Object.hasOwn(ALIASES, key) ? ALIASES[key] : undefined;
 }
 
 export interface ControlHandlers {
