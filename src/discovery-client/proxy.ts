@@ -63,9 +63,12 @@ function lookup(key: keyof ProxySettings, config: ProxySettings | undefined, env
   return undefined;
 }
 
-/** Masks the password of a proxy URL. */
+/**
+ * Masks the password of a proxy URL, with or without a scheme. Everything up to the LAST '@' is
+ * user info: a mistyped password may hold '@', '/' or spaces, and none of it may show.
+ */
 export function maskProxyUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/@]*)@/i, (_m, scheme: string, userinfo: string) => {
+  return url.replace(/^((?:[a-z][a-z0-9+.-]*:\/\/)?)(.*)@/is, (_m, scheme: string, userinfo: string) => {
     const colon = userinfo.indexOf(':');
     return `${scheme}${colon === -1 ? userinfo : `${userinfo.slice(0, colon)}:***`}@`;
   });
@@ -95,8 +98,15 @@ export function parseProxyUrl(value: string, key: string): Omit<ProxyRoute, 'sou
     display: maskProxyUrl(value),
   };
   if (url.username !== '') {
-    const user = decodeURIComponent(url.username);
-    route.credentials = url.password !== '' ? `${user}:${decodeURIComponent(url.password)}` : user;
+    let user: string;
+    let password: string;
+    try {
+      user = decodeURIComponent(url.username);
+      password = decodeURIComponent(url.password);
+    } catch {
+      throw new Error(`${key}: "${maskProxyUrl(value)}" has a malformed %-escape in its user name or password`);
+    }
+    route.credentials = url.password !== '' ? `${user}:${password}` : user;
   }
   return route;
 }
