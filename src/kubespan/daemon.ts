@@ -5,14 +5,21 @@
  * (affiliates, WireGuard's peer stats, host links), computes the desired state with the pure
  * functions of src/peer, applies it, and deletes what it did not touch. Passes run on any input
  * change (coalesced) and at least every 30 s; a failing pass is logged and retried with back-off.
+ *
+ * `applySettings` takes a reloaded config in place (src/kubespan/reload.ts decides what may change):
+ * it never touches the WireGuard keys, peers or UDP socket, so established sessions stay up.
+ * `metricsSnapshot` feeds src/metrics; per-peer handshake and endpoint counters are kept here from the
+ * device's events.
  */
 import { createHash } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { DiscoveryClient } from '../discovery-client/client.js';
 import type { AffiliateEndpoint, DiscoveredAffiliate, LocalAffiliate } from '../discovery/types.js';
 import { startDevice, type RunningDevice } from '../device/runtime.js';
-import { keyFromBase64, keyToBase64 } from '../noise/keys.js';
+import type { DeviceEvent } from '../noise/device.js';
+import { keyFromBase64, keyToBase64, peerTag } from '../noise/keys.js';
 import { formatPrefix, parsePrefix } from '../noise/allowed-ips.js';
 import { buildPeerSpecs } from '../peer/peer-spec.js';
 import { reconcilePeers } from '../peer/peer-controller.js';
@@ -21,11 +28,23 @@ import { sameEndpoint, type DesiredDevicePeer, type DevicePeerSnapshot, type End
 import { Dataplane, FWMARK_WIREGUARD } from './dataplane.js';
 import { loadOrCreateIdentity, loadOrCreateNodeId, nodeAddressFor, type NodeAddress, type WireGuardIdentity } from './identity.js';
 import { listLinks, pickIdentityLink, type IdentityLinkChoice } from './links.js';
+import { endpointLinkNames, endpointLinks, identityLinkName } from '../netdev/daemon-links.js';
+import type { DeviceSelector } from '../netdev/selector.js';
+import { startVip, vipPrefixes, type VipManager, type VipSettings, type VipView } from '../vip/index.js';
 import { localEndpoints, routedAddresses, usableNodeAddresses } from './endpoints.js';
 import type { Logger } from '../log.js';
 import type { ProxySettings } from '../discovery-client/proxy.js';
+import type { MetricsSnapshot, PeerMetrics } from '../metrics/metrics.js';
 
 export const VERSION = '0.1.0';
+
+function tagOf(publicKey: string): string {
+  try {
+    return peerTag(keyFromBase64(publicKey, 'peer public key'));
+  } catch {
+    return 'peer(invalid)';
+  }
+}
 
 /** Everything the daemon needs, already validated (src/kubespan/config.ts maps the YAML file to it). */
 export interface DaemonSettings {
@@ -50,7 +69,13 @@ export interface DaemonSettings {
     interface: string;
     listenPort: number;
     identityLink?: string;
+    /** The link whose MAC seeds the KubeSpan address, by hardware (exclusive with identityLink). */
+    identityLinkSelector?: DeviceSelector;
+    /** Only these links' addresses become endpoints; undefined = every usable link. */
+    endpointLinks?: DeviceSelector[];
   };
+  /** A shared virtual IP elected through etcd (src/vip). */
+  vip?: VipSettings;
 }
 
 /** The resources `kubespand get` shows, with talosctl's names. */
@@ -60,16 +85,34 @@ export interface DaemonResources {
   kubespanpeerstatuses: ({ id: string } & Omit<PeerStatus, 'publicKey'>)[];
   kubespanendpoints: { id: string; affiliateID: string; endpoint: string }[];
   affiliates: DiscoveredAffiliate[];
+  vip: VipView[];
 }
 
 export interface DaemonStatus {
+  version: string;
   nodeId: string;
+  nodeName: string;
+  hostname: string;
   publicKey: string;
   address: string;
+  interface: string;
+  listenPort: number;
+  /** Unix ms when the daemon started. */
+  startedAt: number;
   discovery: { enabled: boolean; state: string; endpoint: string; publicIp?: string; lastError?: string; affiliates: number };
   localEndpoints: Endpoint[];
+  /** The live-reloadable settings in effect (no secrets). */
+  settings: { mtu: number; allowDownPeerBypass: boolean; harvestExtraEndpoints: boolean; endpointFilters: string[]; extraAnnouncedEndpoints: Endpoint[] };
   lastReconcileAt: number;
   reconcileErrors: number;
+}
+
+/** Per-peer event counters (monotonic while the peer exists). */
+interface PeerCounters {
+  endpointChanges: number;
+  handshakeAttempts: number;
+  handshakeFailures: number;
+  handshakes: number;
 }
 
 const CACHE_FILE = 'affiliates-cache.json';
@@ -94,7 +137,13 @@ export class KubespanDaemon {
   private stopping = false;
   private lastReconcileAt = 0;
   private reconcileErrors = 0;
+  private reconcilePasses = 0;
+  private startedAt = 0;
+  private reloading = false;
+  private readonly peerCounters = new Map<string, PeerCounters>();
   private readonly stoppedListeners: ((reason: string) => void)[] = [];
+  private vip: VipManager | null = null;
+  private readonly reconciledListeners: (() => void)[] = [];
 
   constructor(
     private settings: DaemonSettings,
@@ -109,10 +158,12 @@ export class KubespanDaemon {
   /** Sets up identity, device, dataplane and discovery, then runs the first pass. */
   async start(): Promise<void> {
     const { node, kubespan } = this.settings;
+    this.startedAt = this.now();
     this.identity = loadOrCreateIdentity(node.stateDir);
     this.nodeId = loadOrCreateNodeId(node.stateDir).nodeId;
     const links = await listLinks();
-    this.linkChoice = pickIdentityLink(links.filter((l) => l.name !== node.interface), node.identityLink);
+    this.linkChoice = pickIdentityLink(links.filter((l) => l.name !== node.interface), node.identityLinkSelector ? await identityLinkName(node.identityLinkSelector) : node.identityLink);
+    if (node.endpointLinks) await endpointLinkNames(node.endpointLinks, { strict: true }); // a selector that matches nothing is a config error
     this.address = nodeAddressFor(this.settings.clusterId, this.linkChoice.link.mac!);
     this.log.info(
       { nodeId: this.nodeId, publicKey: this.identity.publicKeyBase64, address: this.address.ip, link: this.linkChoice.description, identityFile: this.identity.path },
@@ -126,15 +177,47 @@ export class KubespanDaemon {
     void this.running.stopped.then((reason) => void this.stop(reason));
     // a completed handshake or a roam changes a peer's state: re-evaluate soon instead of at the next tick
     this.running.device.onDeviceEvent((e) => {
+      this.countEvent(e);
       if (e.kind === 'handshake-complete' || e.kind === 'endpoint-roamed') this.markDirtySoon();
     });
     this.dataplane = new Dataplane({ ifname: node.interface, mtu: kubespan.mtu, address: `${this.address.ip}/64` });
     await this.dataplane.setup();
+    if (this.settings.vip) this.vip = await startVip(this.settings.vip, this.log);
 
     if (this.settings.discovery.enabled) this.startDiscovery();
     else this.log.warn('discovery is disabled: peers come only from the on-disk cache');
     await this.reconcileNow();
     this.timer = setInterval(() => this.markDirty(), PEER_RECONCILE_INTERVAL_MS);
+  }
+
+  private counters(publicKey: string): PeerCounters {
+    let c = this.peerCounters.get(publicKey);
+    if (!c) {
+      c = { endpointChanges: 0, handshakeAttempts: 0, handshakeFailures: 0, handshakes: 0 };
+      this.peerCounters.set(publicKey, c);
+    }
+    return c;
+  }
+
+  /** Handshake attempts, failures (an initiation retried after REKEY_TIMEOUT, or given up) and roams. */
+  private countEvent(e: DeviceEvent): void {
+    if (e.kind === 'under-load') return;
+    const c = this.counters(keyToBase64(e.peer.publicKey));
+    switch (e.kind) {
+      case 'handshake-initiated':
+        c.handshakeAttempts++;
+        if (e.retry) c.handshakeFailures++;
+        break;
+      case 'handshake-gave-up':
+        c.handshakeFailures++;
+        break;
+      case 'handshake-complete':
+        c.handshakes++;
+        break;
+      case 'endpoint-roamed':
+        c.endpointChanges++;
+        break;
+    }
   }
 
   private startDiscovery(): void {
@@ -155,6 +238,11 @@ export class KubespanDaemon {
 
   onStopped(cb: (reason: string) => void): void {
     this.stoppedListeners.push(cb);
+  }
+
+  /** Called after every successful reconcile pass (run.ts reports a STATUS= line to systemd). */
+  onReconciled(cb: () => void): void {
+    this.reconciledListeners.push(cb);
   }
 
   private soonTimer: NodeJS.Timeout | null = null;
@@ -188,13 +276,14 @@ export class KubespanDaemon {
   /** Coalesces triggers: at most one pass runs, and one more follows if anything changed meanwhile. */
   markDirty(): void {
     this.dirty = true;
-    if (this.passRunning || this.stopping) return;
+    if (this.passRunning || this.stopping || this.reloading) return;
     this.passRunning = (async () => {
-      while (this.dirty && !this.stopping) {
+      while (this.dirty && !this.stopping && !this.reloading) {
         this.dirty = false;
         try {
           await this.reconcileNow();
           this.failures = 0;
+          for (const cb of this.reconciledListeners) cb();
         } catch (err) {
           this.failures++;
           this.reconcileErrors++;
@@ -225,9 +314,12 @@ export class KubespanDaemon {
 
     // local affiliate and endpoints
     const links = await listLinks();
-    const usable = usableNodeAddresses(links, { kubespanAddress: `${this.address.ip}/64`, kubespanInterface: node.interface, excludePrefixes: node.podCIDRs });
+    // the floating VIP is never one of this node's own addresses; endpointLinks narrows the endpoints only
+    const addressOpts = { kubespanAddress: `${this.address.ip}/64`, kubespanInterface: node.interface, excludePrefixes: [...node.podCIDRs, ...vipPrefixes(this.settings.vip)] };
+    const usable = usableNodeAddresses(links, addressOpts);
+    const endpointAddresses = node.endpointLinks ? usableNodeAddresses(await endpointLinks(links, node.endpointLinks), addressOpts) : usable;
     const publicIp = this.client?.publicIp();
-    this.localEps = localEndpoints({ addresses: usable, publicIps: publicIp ? [publicIp] : [], filters: kubespan.endpointFilters, extraAnnouncedEndpoints: kubespan.extraAnnouncedEndpoints, port: node.listenPort });
+    this.localEps = localEndpoints({ addresses: endpointAddresses, publicIps: publicIp ? [publicIp] : [], filters: kubespan.endpointFilters, extraAnnouncedEndpoints: kubespan.extraAnnouncedEndpoints, port: node.listenPort });
     if (this.client) {
       const local: LocalAffiliate = {
         nodeId: this.nodeId,
@@ -269,10 +361,13 @@ export class KubespanDaemon {
       allowDownPeerBypass: kubespan.allowDownPeerBypass,
       harvestExtraEndpoints: kubespan.harvestExtraEndpoints,
     });
-    for (const c of out.endpointChanges) this.log.info({ peer: c.label, from: c.from, to: c.to }, 'peer endpoint changed');
+    for (const c of out.endpointChanges) {
+      this.counters(c.publicKey).endpointChanges++;
+      this.log.info({ peer: tagOf(c.publicKey), label: c.label, from: c.from, to: c.to }, 'peer endpoint changed');
+    }
     for (const s of out.statuses) {
       const before = this.statuses.get(s.publicKey);
-      if (before && before.state !== s.state) this.log.info({ peer: s.label, from: before.state, to: s.state }, 'peer state changed');
+      if (before && before.state !== s.state) this.log.info({ peer: tagOf(s.publicKey), label: s.label, from: before.state, to: s.state }, 'peer state changed');
     }
     this.applyDevicePeers(out.devicePeers, observed);
     this.statuses = new Map(out.statuses.map((s) => [s.publicKey, s]));
@@ -286,7 +381,9 @@ export class KubespanDaemon {
       this.client.setHarvestedEndpoints(byAffiliate);
     }
     if (this.client?.state() === 'connected' && affiliates.length > 0) this.saveCache(affiliates);
+    for (const key of this.peerCounters.keys()) if (!this.statuses.has(key) && !observed.has(key)) this.peerCounters.delete(key);
     this.lastReconcileAt = now;
+    this.reconcilePasses++;
     this.scheduleRecheck(now);
   }
 
@@ -315,7 +412,7 @@ export class KubespanDaemon {
     for (const key of observed.keys()) {
       if (!wanted.has(key)) {
         device.removePeer(keyFromBase64(key, 'peer public key'));
-        this.log.info({ publicKey: key }, 'peer removed');
+        this.log.info({ peer: tagOf(key) }, 'peer removed');
       }
     }
   }
@@ -347,6 +444,7 @@ export class KubespanDaemon {
       writeFileSync(tmp, json, { mode: 0o600 });
       renameSync(tmp, this.cachePath());
       this.lastCacheJson = json;
+      this.cachedAffiliates = affiliates;
     } catch (err) {
       this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not write the affiliate cache');
     }
@@ -354,15 +452,25 @@ export class KubespanDaemon {
 
   // ---- views
 
+  /** The last pass's statuses with WireGuard's live counters, endpoint and handshake time laid over. */
+  private liveStatuses(): PeerStatus[] {
+    const live = new Map((this.running?.device.getState().peers ?? []).map((p) => [keyToBase64(p.publicKey), p]));
+    return [...this.statuses.values()].map((s) => {
+      const o = live.get(s.publicKey);
+      return o ? { ...s, endpoint: o.endpoint, receiveBytes: o.rxBytes, transmitBytes: o.txBytes, lastHandshakeTime: o.lastHandshakeWallMs } : s;
+    });
+  }
+
   resources(): DaemonResources {
     return {
       kubespanidentities: [
         { id: 'local', address: this.address.address, subnet: this.address.subnet, publicKey: this.identity.publicKeyBase64, nodeId: this.nodeId, link: this.linkChoice.description },
       ],
       kubespanpeerspecs: this.specs.map(({ publicKey, ...rest }) => ({ id: publicKey, ...rest })),
-      kubespanpeerstatuses: [...this.statuses.values()].map(({ publicKey, ...rest }) => ({ id: publicKey, ...rest })),
+      kubespanpeerstatuses: this.liveStatuses().map(({ publicKey, ...rest }) => ({ id: publicKey, ...rest })),
       kubespanendpoints: this.harvested.map((h) => ({ id: h.publicKey, affiliateID: h.affiliateId, endpoint: h.endpoint.address.includes(':') ? `[${h.endpoint.address}]:${h.endpoint.port}` : `${h.endpoint.address}:${h.endpoint.port}` })),
       affiliates: this.affiliates(),
+      vip: this.vip ? [this.vip.state] : [],
     };
   }
 
@@ -370,10 +478,17 @@ export class KubespanDaemon {
     const c = this.client;
     const publicIp = c?.publicIp();
     const lastError = c?.lastError();
+    const { kubespan, node } = this.settings;
     return {
+      version: VERSION,
       nodeId: this.nodeId,
+      nodeName: node.nodeName,
+      hostname: node.hostname,
       publicKey: this.identity.publicKeyBase64,
       address: this.address.ip,
+      interface: node.interface,
+      listenPort: this.running?.device.getState().listenPort ?? node.listenPort,
+      startedAt: this.startedAt,
       discovery: {
         enabled: this.settings.discovery.enabled,
         state: c ? c.state() : 'disabled',
@@ -383,9 +498,101 @@ export class KubespanDaemon {
         affiliates: c?.affiliates().length ?? 0,
       },
       localEndpoints: this.localEps,
+      settings: {
+        mtu: kubespan.mtu,
+        allowDownPeerBypass: kubespan.allowDownPeerBypass,
+        harvestExtraEndpoints: kubespan.harvestExtraEndpoints,
+        endpointFilters: [...kubespan.endpointFilters],
+        extraAnnouncedEndpoints: [...kubespan.extraAnnouncedEndpoints],
+      },
       lastReconcileAt: this.lastReconcileAt,
       reconcileErrors: this.reconcileErrors,
     };
+  }
+
+  /** One consistent view for a metrics scrape (src/metrics/metrics.ts). Public data only. */
+  metricsSnapshot(reloads: MetricsSnapshot['reloads']): MetricsSnapshot {
+    const device = this.running?.device;
+    const observed = new Map((device?.getState().peers ?? []).map((p) => [keyToBase64(p.publicKey), p]));
+    const peers: PeerMetrics[] = [...this.statuses.values()].map((s) => {
+      const o = observed.get(s.publicKey);
+      const c = this.peerCounters.get(s.publicKey);
+      return {
+        publicKey: s.publicKey,
+        label: s.label,
+        state: s.state,
+        // the device's live counters when it has the peer, else the last pass's view
+        receiveBytes: o?.rxBytes ?? s.receiveBytes,
+        transmitBytes: o?.txBytes ?? s.transmitBytes,
+        lastHandshakeTime: o?.lastHandshakeWallMs ?? s.lastHandshakeTime,
+        endpointChanges: c?.endpointChanges ?? 0,
+        handshakeAttempts: c?.handshakeAttempts ?? 0,
+        handshakeFailures: c?.handshakeFailures ?? 0,
+        handshakes: c?.handshakes ?? 0,
+      };
+    });
+    const stats = device?.stats;
+    return {
+      peers,
+      drops: device?.core.drops ?? new Map(),
+      device: {
+        datagramsIn: stats?.datagramsIn ?? 0,
+        datagramsOut: stats?.datagramsOut ?? 0,
+        packetsFromTun: stats?.packetsFromTun ?? 0,
+        packetsToTun: stats?.packetsToTun ?? 0,
+        internalErrors: device?.internalErrors ?? 0,
+      },
+      discovery: {
+        state: this.client ? this.client.state() : 'disabled',
+        affiliates: this.client?.affiliates().length ?? 0,
+        events: { ...(this.client?.counters() ?? {}) },
+      },
+      reconcile: { passes: this.reconcilePasses, errors: this.reconcileErrors, lastSuccessAt: this.lastReconcileAt },
+      reloads,
+    };
+  }
+
+  /**
+   * Takes a reloaded config in place. The caller (ConfigReloader) has refused changes to the identity,
+   * device and socket keys; `changed` names the config keys that differ. Passes are held off while the
+   * settings change, then one pass runs with the new ones before this resolves.
+   *
+   * MTU: the link, the table-180 routes and the MSS clamp follow, and the core pads to the new MTU.
+   * Discovery (endpoint, CAs, proxies): a new client replaces the old one; until it has answered, the
+   * last affiliates it saw keep the peers configured, so sessions do not drop across the switch.
+   */
+  async applySettings(next: DaemonSettings, changed: readonly string[]): Promise<void> {
+    if (next.clusterId !== this.settings.clusterId || next.clusterSecret !== this.settings.clusterSecret || next.node.stateDir !== this.settings.node.stateDir
+      || next.node.interface !== this.settings.node.interface || next.node.listenPort !== this.settings.node.listenPort || next.node.identityLink !== this.settings.node.identityLink) {
+      throw new Error('applySettings: identity, interface or listen port changed; these need a restart');
+    }
+    if (this.stopping) throw new Error('the daemon is stopping');
+    this.reloading = true;
+    try {
+      await this.passRunning?.catch(() => undefined);
+      if (next.kubespan.mtu !== this.settings.kubespan.mtu && this.running) {
+        const dataplane = new Dataplane({ ifname: next.node.interface, mtu: next.kubespan.mtu, address: `${this.address.ip}/64` });
+        await dataplane.setup();
+        this.running.device.core.mtu = next.kubespan.mtu;
+        this.dataplane = dataplane; // a fresh instance re-renders the nftables table (MSS clamp) on the next pass
+      }
+      const discoveryChanged = !isDeepStrictEqual(next.discovery, this.settings.discovery);
+      this.settings = next;
+      if (discoveryChanged) {
+        const old = this.client;
+        if (old) {
+          if (old.state() === 'connected') this.cachedAffiliates = old.affiliates();
+          this.client = null;
+          await old.stop().catch(() => undefined);
+        }
+        if (next.discovery.enabled) this.startDiscovery();
+      }
+      this.log.info({ changed }, 'configuration reloaded');
+    } finally {
+      this.reloading = false;
+    }
+    this.markDirty();
+    await this.passRunning;
   }
 
   /** Deletes our affiliate from discovery (`kubespand leave`). */
@@ -404,6 +611,7 @@ export class KubespanDaemon {
     if (this.recheckTimer) clearTimeout(this.recheckTimer);
     await this.passRunning?.catch(() => undefined);
     await this.client?.stop().catch(() => undefined);
+    await this.vip?.stop().catch((err: unknown) => this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'vip: stop failed'));
     const errors = (await this.dataplane?.teardown()) ?? [];
     for (const e of errors) this.log.warn({ err: e }, 'teardown step failed');
     await this.running?.stop(reason);
