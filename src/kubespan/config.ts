@@ -22,6 +22,7 @@ import { asPresharedKey, type PresharedKey } from '../noise/keys.js';
 import { normaliseEndpoint, type DiscoveryTarget } from '../discovery/endpoint-url.js';
 import { parseProxyUrl } from '../discovery-client/proxy.js';
 import { KUBESPAN_DEFAULT_PORT, parseEndpointFilter, type Endpoint } from './endpoints.js';
+import { isEmptySelector, type DeviceSelector } from '../netdev/selector.js';
 
 // ---- Defaults ----
 
@@ -35,6 +36,8 @@ export const DEFAULT_INTERFACE = 'kubespan';
 export const DEFAULT_LOG_LEVEL = 'info';
 /** The system trust store; users append a MITM proxy CA here. `kubespand.discovery.caFiles` add to it. */
 export const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+/** TTL of the VIP election lease in etcd: a vanished owner is replaced after at most this long. */
+export const DEFAULT_VIP_LEASE_TTL_SEC = 10;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -73,7 +76,11 @@ export interface NodeConfig {
           excludeAdvertisedNetworks: Prefix[];
         };
         extraAnnouncedEndpoints: Endpoint[];
+        /** Links whose addresses become endpoints (union of the selectors); undefined = every usable link. */
+        endpointLinks: DeviceSelector[] | undefined;
       };
+      /** A shared virtual IP (Talos Layer2 VIP), elected through `kubespand.etcd`. */
+      vip: VipConfig | undefined;
       /** Resolvers for the discovery host (canonical IP text); empty = the system resolver. */
       nameservers: string[];
     };
@@ -89,6 +96,10 @@ export interface NodeConfig {
     interface: string;
     listenPort: number;
     identityLink: string | undefined;
+    /** The link whose MAC seeds the KubeSpan address, chosen by hardware; exclusive with identityLink. */
+    identityLinkSelector: DeviceSelector | undefined;
+    /** The etcd cluster the VIP election uses; undefined when no endpoints are given. */
+    etcd: EtcdConfig | undefined;
     discovery: { caFiles: string[] };
     logLevel: LogLevel;
     /** `host` '' means every address. */
@@ -96,6 +107,24 @@ export interface NodeConfig {
   };
   /** Things that are valid but probably not what was meant, formatted like problems. */
   warnings: string[];
+}
+
+export interface VipConfig {
+  /** Canonical IP text. */
+  ip: string;
+  /** Exactly one of link and deviceSelector is set. */
+  link: string | undefined;
+  deviceSelector: DeviceSelector | undefined;
+}
+
+export interface EtcdConfig {
+  /** `http(s)://host:port` URLs of the etcd members (v3 JSON gateway). */
+  endpoints: string[];
+  caFile: string | undefined;
+  certFile: string | undefined;
+  keyFile: string | undefined;
+  /** Seconds. */
+  leaseTTL: number;
 }
 
 export interface ConfigProblem {
@@ -213,6 +242,26 @@ const IFNAME = /^[^\s/:]{1,15}$/;
 const checkIfname: Check = (v) =>
   IFNAME.test(v) && v !== '.' && v !== '..' ? undefined : 'is not a Linux interface name (1–15 characters, no spaces, "/" or ":")';
 
+const MAC_GLOB = /^[0-9a-f:*]*$/;
+const checkMacGlob: Check = (v) => {
+  if (MAC_GLOB.test(v)) return undefined;
+  if (/^[0-9a-fA-F:*]*$/.test(v)) return 'hardware addresses are matched in lowercase colon form (write 3c:ec:ef:… not 3C:EC:EF:…)';
+  return 'is not a hardware address pattern (hex pairs separated by ":", with "*" as the only wildcard)';
+};
+
+const checkEtcdEndpoint: Check = (v) => {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    return 'is not a URL (want https://host:2379)';
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return 'must be an http:// or https:// URL';
+  if (u.pathname !== '/' || u.search !== '' || u.hash !== '') return 'must have no path, query or fragment (want https://host:2379)';
+  if (u.username !== '' || u.password !== '') return 'must not carry credentials; use certFile and keyFile';
+  return undefined;
+};
+
 const checkAbsolutePath: Check = (v) => (v !== '' && isAbsolute(v) ? undefined : 'must be an absolute path');
 
 /** sockaddr_un.sun_path is 108 bytes including the terminating NUL. */
@@ -278,6 +327,20 @@ function section<T extends z.ZodRawShape>(shape: T) {
 
 const port = (what: string) => z.int().min(1, { error: `${what} must be 1–65535` }).max(65535, { error: `${what} must be 1–65535` });
 
+/** Talos `deviceSelector`; an empty one matches nothing, so it is refused. */
+const deviceSelector = section({
+  busPath: z.string().optional(),
+  hardwareAddr: checked(checkMacGlob).optional(),
+  permanentAddr: checked(checkMacGlob).optional(),
+  pciID: z.string().optional(),
+  driver: z.string().optional(),
+  physical: z.boolean().optional(),
+}).refine((v) => !isEmptySelector(v), {
+  message: 'is an empty device selector, which matches nothing (set busPath, hardwareAddr, permanentAddr, pciID, driver or physical)',
+  // an unknown key (a typo) is the problem to report, not the emptiness it causes
+  when: (payload) => payload.issues.length === 0,
+});
+
 const schema = section({
   cluster: section({
     id: checked(checkClusterId).optional(),
@@ -315,7 +378,18 @@ const schema = section({
           excludeAdvertisedNetworks: z.array(checked(checkCidr)).default([]),
         }),
         extraAnnouncedEndpoints: z.array(checked(checkEndpoint)).default([]),
+        endpointLinks: z
+          .array(deviceSelector)
+          .superRefine((v, ctx) => {
+            if (v.length === 0) ctx.addIssue({ code: 'custom', message: 'is an empty list, so no address would be advertised; omit it to use every usable link' });
+          })
+          .optional(),
       }),
+      vip: section({
+        ip: checked(checkIp),
+        link: checked(checkIfname).optional(),
+        deviceSelector: deviceSelector.optional(),
+      }).optional(),
       nameservers: z.array(checked(checkIp)).default([]),
     }),
     env: section({
@@ -339,6 +413,14 @@ const schema = section({
     interface: checked(checkIfname).default(DEFAULT_INTERFACE),
     listenPort: port('listenPort').default(KUBESPAN_DEFAULT_PORT),
     identityLink: checked(checkIfname).optional(),
+    identityLinkSelector: deviceSelector.optional(),
+    etcd: section({
+      endpoints: z.array(checked(checkEtcdEndpoint)).default([]),
+      caFile: checked(checkAbsolutePath).optional(),
+      certFile: checked(checkAbsolutePath).optional(),
+      keyFile: checked(checkAbsolutePath).optional(),
+      leaseTTL: z.int().min(2, { error: 'must be 2–300 seconds' }).max(300, { error: 'must be 2–300 seconds' }).default(DEFAULT_VIP_LEASE_TTL_SEC),
+    }),
     discovery: section({
       caFiles: z.array(checked(checkAbsolutePath)).default([]),
     }),
@@ -370,19 +452,30 @@ function valueAt(root: unknown, path: readonly PathKey[]): { found: boolean; val
   return { found: true, value: cur };
 }
 
+/** Looks like key material (a long base64 run, 64 hex digits): shown nowhere, whatever key it sits under. */
+const KEY_MATERIAL = /^\s*(?:[A-Za-z0-9+/]{40,}={0,2}|[0-9a-fA-F]{64})\s*$/;
+
+/**
+ * A string as it may be shown: key material hidden; for URLs (proxies), everything before the last
+ * '@' masked, with or without a scheme (a mistyped password may hold '@', '/' or spaces).
+ */
+function showable(v: string): string {
+  return KEY_MATERIAL.test(v) ? '(value hidden)' : v.replace(/^((?:[a-z][a-z0-9+.-]*:\/\/)?).*@/is, '$1***@');
+}
+
 function renderValue(path: readonly PathKey[], root: unknown): string {
   if (path.some((k) => typeof k === 'string' && HIDDEN_KEY.test(k))) return '(value hidden)';
   const { found, value } = valueAt(root, path);
   if (!found || value === undefined) return '(got nothing)';
   let text: string;
   if (typeof value === 'string') {
-    // proxy URLs may carry credentials
-    text = JSON.stringify(value.replace(/\/\/[^/@\s]*@/, '//***@'));
+    text = JSON.stringify(showable(value));
   } else if (value === null || typeof value !== 'object') {
     text = String(value);
   } else {
     try {
-      text = JSON.stringify(value) ?? String(value);
+      // a mis-indented section arrives here whole: hide its secret keys and mask its strings
+      text = JSON.stringify(value, (k, v: unknown) => (HIDDEN_KEY.test(k) ? '(value hidden)' : typeof v === 'string' ? showable(v) : v)) ?? String(value);
     } catch {
       text = Array.isArray(value) ? 'a list' : 'a mapping'; // a recursive YAML alias
     }
@@ -457,9 +550,34 @@ function issueProblems(issue: z.core.$ZodIssue, root: unknown): ConfigProblem[] 
 
 // ---- Cross-field rules ----
 
+/** Rules of the network sections that hold whether KubeSpan is on or not. */
+function networkProblems(root: unknown): ConfigProblem[] {
+  const at = (...path: string[]) => valueAt(root, path).value;
+  const set = (v: unknown) => v !== undefined && v !== null;
+  const problems: ConfigProblem[] = [];
+  const vip = at('machine', 'network', 'vip');
+  if (vip !== null && typeof vip === 'object' && !Array.isArray(vip)) {
+    const hasLink = set(at('machine', 'network', 'vip', 'link'));
+    const hasSelector = set(at('machine', 'network', 'vip', 'deviceSelector'));
+    if (hasLink && hasSelector) problems.push({ path: 'machine.network.vip', message: 'sets both link and deviceSelector; give exactly one' });
+    if (!hasLink && !hasSelector) problems.push({ path: 'machine.network.vip', message: 'needs the link that carries the address: set link or deviceSelector' });
+    const endpoints = at('kubespand', 'etcd', 'endpoints');
+    if (!Array.isArray(endpoints) || endpoints.length === 0) {
+      problems.push({ path: 'kubespand.etcd.endpoints', message: 'is required when machine.network.vip is set: the nodes elect the VIP owner through etcd (got nothing)' });
+    }
+  }
+  if (set(at('kubespand', 'identityLink')) && set(at('kubespand', 'identityLinkSelector'))) {
+    problems.push({ path: 'kubespand.identityLinkSelector', message: 'cannot be combined with kubespand.identityLink; give one of them' });
+  }
+  if (set(at('kubespand', 'etcd', 'certFile')) !== set(at('kubespand', 'etcd', 'keyFile'))) {
+    problems.push({ path: set(at('kubespand', 'etcd', 'certFile')) ? 'kubespand.etcd.keyFile' : 'kubespand.etcd.certFile', message: 'is required with the other half of the client certificate (certFile and keyFile go together)' });
+  }
+  return problems;
+}
+
 function crossFieldProblems(root: unknown): ConfigProblem[] {
   const at = (...path: string[]) => valueAt(root, path).value;
-  const problems: ConfigProblem[] = [];
+  const problems: ConfigProblem[] = networkProblems(root);
   if (at('machine', 'network', 'kubespan', 'enabled') !== true) return problems;
   const why = 'when machine.network.kubespan.enabled is true';
   if (at('cluster', 'id') === undefined || at('cluster', 'id') === null) {
@@ -538,6 +656,23 @@ function build(p: Parsed, sourceName: string, root: unknown): NodeConfig {
     });
   }
   const listen = p.kubespand.metricsListen === undefined ? undefined : parseListen(p.kubespand.metricsListen);
+  const vip = p.machine.network.vip;
+  const etcd = p.kubespand.etcd;
+  if (etcd.endpoints.some((e) => e.startsWith('http://'))) {
+    warnings.push({ path: 'kubespand.etcd.endpoints', message: 'has a plaintext http:// endpoint: anyone on the path can read and forge the VIP election' });
+  }
+  if (etcd.endpoints.length > 0 && vip === undefined) {
+    warnings.push({ path: 'kubespand.etcd', message: 'is set but machine.network.vip is not: etcd is only used for the VIP election' });
+  }
+  for (const [path, sel] of [
+    ['machine.network.vip.deviceSelector', vip?.deviceSelector],
+    ['kubespand.identityLinkSelector', p.kubespand.identityLinkSelector],
+    ...(ks.endpointLinks ?? []).map((s, i) => [`machine.network.kubespan.endpointLinks[${i}]`, s] as const),
+  ] as const) {
+    if (sel?.pciID && /[a-f]/.test(sel.pciID)) {
+      warnings.push({ path: `${path}.pciID`, message: `has lower-case hex; PCI ids are matched case-sensitively in the kernel's upper-case form (e.g. 8086:15BC) (got ${JSON.stringify(sel.pciID)})` });
+    }
+  }
 
   const cluster = redactCluster({
     id: p.cluster.id,
@@ -567,7 +702,9 @@ function build(p: Parsed, sourceName: string, root: unknown): NodeConfig {
             excludeAdvertisedNetworks: ks.filters.excludeAdvertisedNetworks.map((c) => parsePrefix(c)),
           },
           extraAnnouncedEndpoints: ks.extraAnnouncedEndpoints.map((e) => parseEndpointText(e) as Endpoint),
+          endpointLinks: ks.endpointLinks?.map(compactSelector),
         },
+        vip: vip === undefined ? undefined : { ip: formatIp(parseIp(vip.ip)), link: vip.link, deviceSelector: vip.deviceSelector && compactSelector(vip.deviceSelector) },
         nameservers: p.machine.network.nameservers.map((ip) => formatIp(parseIp(ip))),
       },
       env: envOut,
@@ -581,12 +718,25 @@ function build(p: Parsed, sourceName: string, root: unknown): NodeConfig {
       interface: p.kubespand.interface,
       listenPort: p.kubespand.listenPort,
       identityLink: p.kubespand.identityLink,
+      identityLinkSelector: p.kubespand.identityLinkSelector && compactSelector(p.kubespand.identityLinkSelector),
+      etcd:
+        etcd.endpoints.length === 0
+          ? undefined
+          : { endpoints: [...etcd.endpoints], caFile: etcd.caFile, certFile: etcd.certFile, keyFile: etcd.keyFile, leaseTTL: etcd.leaseTTL },
       discovery: { caFiles: [...p.kubespand.discovery.caFiles] },
       logLevel: p.kubespand.logLevel,
       metricsListen: typeof listen === 'object' ? listen : undefined,
     },
     warnings: warnings.map((w) => formatProblem(sourceName, w)),
   };
+}
+
+/** The selector with only its set fields (so it prints and compares cleanly). */
+function compactSelector(sel: DeviceSelector): DeviceSelector {
+  const out: DeviceSelector = {};
+  for (const k of ['busPath', 'hardwareAddr', 'permanentAddr', 'pciID', 'driver'] as const) if (sel[k] !== undefined && sel[k] !== '') out[k] = sel[k];
+  if (sel.physical !== undefined) out.physical = sel.physical;
+  return out;
 }
 
 // ---- Entry points ----
@@ -605,7 +755,8 @@ export function parseNodeConfig(text: string, sourceName: string): NodeConfig {
         const pos = lineCounter.linePos(e.pos[0]);
         const message = e.code === 'MULTIPLE_DOCS'
           ? 'the file holds more than one YAML document ("---"); put cluster:, machine: and kubespand: in one document'
-          : `YAML syntax error: ${e.message.split('\n')[0]}`;
+          : // the parser quotes the offending token, which may be the secret or a proxy password: drop it
+            `YAML syntax error: ${(e.message.split('\n')[0] ?? '').replace(/: ".*"$/s, '')}`;
         return { path: `line ${pos.line}, column ${pos.col}`, message };
       }),
     );
@@ -668,5 +819,17 @@ export function checkConfigFiles(config: NodeConfig): ConfigProblem[] {
       problems.push({ path, message: `holds no PEM certificate (got ${JSON.stringify(file)})` });
     }
   });
+  const etcd = config.kubespand.etcd;
+  for (const [key, file] of [['caFile', etcd?.caFile], ['certFile', etcd?.certFile], ['keyFile', etcd?.keyFile]] as const) {
+    if (file === undefined) continue;
+    const path = `kubespand.etcd.${key}`;
+    try {
+      if (!statSync(file).isFile()) problems.push({ path, message: `is not a regular file (got ${JSON.stringify(file)})` });
+      else readFileSync(file);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      problems.push({ path, message: `cannot be read: ${code === 'ENOENT' ? 'no such file' : (err as Error).message} (got ${JSON.stringify(file)})` });
+    }
+  }
   return problems;
 }

@@ -8,7 +8,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { chmodSync, mkdirSync, unlinkSync, existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-export const RESOURCE_KINDS = ['kubespanidentities', 'kubespanpeerspecs', 'kubespanpeerstatuses', 'kubespanendpoints', 'affiliates'] as const;
+export const RESOURCE_KINDS = ['kubespanidentities', 'kubespanpeerspecs', 'kubespanpeerstatuses', 'kubespanendpoints', 'affiliates', 'vip'] as const;
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
 
 /** Short names users type, as talosctl accepts (singular, plural, abbreviations). */
@@ -24,6 +24,8 @@ const ALIASES: Record<string, ResourceKind> = {
   kubespanendpoints: 'kubespanendpoints',
   affiliate: 'affiliates',
   affiliates: 'affiliates',
+  vip: 'vip',
+  vips: 'vip',
 };
 
 export function resolveKind(name: string): ResourceKind | undefined {

@@ -2,6 +2,27 @@
 import { formatPrefix } from '../noise/allowed-ips.js';
 import type { NodeConfig } from './config.js';
 import type { DaemonSettings } from './daemon.js';
+import type { VipSettings } from '../vip/index.js';
+
+/** machine.network.vip + kubespand.etcd → the VIP manager's settings; the node name (else hostname) is its name in the election. */
+function vipSettings(cfg: NodeConfig): VipSettings | undefined {
+  const vip = cfg.machine.network.vip;
+  const etcd = cfg.kubespand.etcd;
+  if (!vip || !etcd) return undefined;
+  return {
+    ip: vip.ip,
+    ...(vip.link ? { link: vip.link } : {}),
+    ...(vip.deviceSelector ? { deviceSelector: vip.deviceSelector } : {}),
+    owner: cfg.kubespand.nodeName ?? cfg.kubespand.hostname,
+    etcd: {
+      endpoints: etcd.endpoints,
+      ...(etcd.caFile ? { caFile: etcd.caFile } : {}),
+      ...(etcd.certFile ? { certFile: etcd.certFile } : {}),
+      ...(etcd.keyFile ? { keyFile: etcd.keyFile } : {}),
+    },
+    leaseTtlSec: etcd.leaseTTL,
+  };
+}
 
 export function toDaemonSettings(cfg: NodeConfig): DaemonSettings {
   const ks = cfg.machine.network.kubespan;
@@ -37,6 +58,9 @@ export function toDaemonSettings(cfg: NodeConfig): DaemonSettings {
       interface: cfg.kubespand.interface,
       listenPort: cfg.kubespand.listenPort,
       ...(cfg.kubespand.identityLink ? { identityLink: cfg.kubespand.identityLink } : {}),
+      ...(cfg.kubespand.identityLinkSelector ? { identityLinkSelector: cfg.kubespand.identityLinkSelector } : {}),
+      ...(ks.endpointLinks ? { endpointLinks: ks.endpointLinks } : {}),
     },
+    ...(vipSettings(cfg) ? { vip: vipSettings(cfg)! } : {}),
   };
 }
