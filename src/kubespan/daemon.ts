@@ -587,7 +587,7 @@ export class KubespanDaemon {
         }
         if (next.discovery.enabled) this.startDiscovery();
       }
-      this.log.info({ changed }, 'configuration reloaded');
+      this.log.debug({ changed }, 'new settings in place');
     } finally {
       this.reloading = false;
     }
