@@ -58,9 +58,10 @@ export class OpsMesh {
   readonly nodes: Record<string, OpsNode> = {};
   server?: Spawned;
 
-  constructor(prefix: string) {
+  /** `baseDir`: where the work directory goes (default the OS temp dir). */
+  constructor(prefix: string, baseDir = tmpdir()) {
     this.topo = new Topology(prefix);
-    this.work = mkdtempSync(join(tmpdir(), `${prefix}-`));
+    this.work = mkdtempSync(join(baseDir, `${prefix}-`));
     this.topo.onDestroy(() => rmSync(this.work, { recursive: true, force: true }));
     this.hub = this.topo.netns('hub');
     this.topo.exec(this.hub, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
