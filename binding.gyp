@@ -4,7 +4,7 @@
   "targets": [
     {
       "target_name": "kubespand_native",
-      "sources": ["native/kubespand.c"],
+      "sources": ["native/kubespand.c", "native/offload.c"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"]
     },

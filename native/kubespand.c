@@ -48,6 +48,9 @@
 
 #include <node_api.h>
 #include <uv.h>
+#include <sys/uio.h>
+
+#include "offload.h"
 
 #define TUN_DEVICE_PATH "/dev/net/tun"
 #define MAX_BATCH_LIMIT 4096
@@ -190,6 +193,16 @@ static bool get_args(napi_env env, napi_callback_info info, size_t want, napi_va
   return true;
 }
 
+/* An optional trailing boolean argument: absent or undefined is false. */
+static bool optional_bool(napi_env env, napi_callback_info info, size_t index) {
+  napi_value argv[8];
+  size_t argc = 8;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc <= index) return false;
+  bool v = false;
+  if (napi_get_value_bool(env, argv[index], &v) != napi_ok) return false;
+  return v;
+}
+
 static napi_value make_int(napi_env env, int64_t n) {
   napi_value v = NULL;
   napi_create_int64(env, n, &v);
@@ -228,12 +241,20 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
   }
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  bool vnet = optional_bool(env, info, 1);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name, name_len);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
     close(fd);
     throw_errno(env, err, "ioctl", "tunOpen %s: ioctl TUNSETIFF", name);
+    return NULL;
+  }
+  /* with a virtio header on every frame, let the kernel hand over TSO frames and partial checksums */
+  if (vnet && ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) < 0) {
+    int err = errno;
+    close(fd);
+    throw_errno(env, err, "ioctl", "tunOpen %s: ioctl TUNSETOFFLOAD", name);
     return NULL;
   }
 
@@ -297,6 +318,17 @@ static ssize_t write_packet(int fd, const void *data, size_t len) {
   }
 }
 
+/* One packet behind an empty virtio header (no GSO, checksum already complete). */
+static ssize_t write_vnet_packet(int fd, const void *data, size_t len) {
+  static const uint8_t empty[VNET_HDR_LEN];
+  struct iovec iov[2] = {{(void *)empty, VNET_HDR_LEN}, {(void *)data, len}};
+  for (;;) {
+    ssize_t n = writev(fd, iov, 2);
+    if (n >= 0) return n;
+    if (errno != EINTR) return -errno;
+  }
+}
+
 static napi_value tun_write(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   int fd;
@@ -305,7 +337,24 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 2, argv, "tunWrite") || !get_fd(env, argv[0], "tunWrite", &fd) ||
       !get_bytes(env, argv[1], "tunWrite", &data, &len))
     return NULL;
+  if (optional_bool(env, info, 2)) return make_int(env, write_vnet_packet(fd, data, len));
   return make_int(env, write_packet(fd, data, len));
+}
+
+/* Coalescing writer for IFF_VNET_HDR TUNs: consecutive segments of one TCP flow become one GSO frame. */
+static int64_t write_batch_vnet(int fd, const uint8_t **ptrs, const size_t *lens, uint32_t count) {
+  static uint8_t frame[VNET_HDR_LEN + 65535];
+  int64_t written = 0;
+  uint32_t i = 0;
+  while (i < count) {
+    int k = offload_group(ptrs + i, lens + i, (int)(count - i));
+    size_t flen = offload_build(ptrs + i, lens + i, k, frame);
+    ssize_t n = write_packet(fd, frame, flen);
+    if (n == -EAGAIN || n == -EWOULDBLOCK) break;
+    if (n >= 0) written += k;
+    i += (uint32_t)k;
+  }
+  return written;
 }
 
 static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
@@ -320,6 +369,34 @@ static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
   }
   uint32_t count = 0;
   NAPI_OK_OR_RETURN(env, napi_get_array_length(env, argv[1], &count), NULL);
+  if (optional_bool(env, info, 2)) {
+    const uint8_t **ptrs = malloc(sizeof(*ptrs) * (count ? count : 1));
+    size_t *lens = malloc(sizeof(*lens) * (count ? count : 1));
+    if (!ptrs || !lens) {
+      free(ptrs);
+      free(lens);
+      throw_errno(env, ENOMEM, "malloc", "tunWriteBatch: %u packets", count);
+      return NULL;
+    }
+    uint32_t usable = 0;
+    for (uint32_t i = 0; i < count; i++) {
+      napi_value item;
+      void *data;
+      size_t len;
+      if (napi_get_element(env, argv[1], i, &item) != napi_ok || !get_bytes(env, item, "tunWriteBatch", &data, &len)) {
+        free(ptrs);
+        free(lens);
+        return NULL;
+      }
+      if (len == 0 || len > 65535) continue;
+      ptrs[usable] = data;
+      lens[usable++] = len;
+    }
+    int64_t written = write_batch_vnet(fd, ptrs, lens, usable);
+    free(ptrs);
+    free(lens);
+    return make_int(env, written);
+  }
   int64_t written = 0;
   for (uint32_t i = 0; i < count; i++) {
     napi_value item;
@@ -336,6 +413,78 @@ static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
     /* any other error rejects this packet only (e.g. EINVAL for a malformed header): go on */
   }
   return make_int(env, written);
+}
+
+/*
+ * offloadSplit(frame) -> Buffer[] and offloadCoalesce(packets) -> Buffer[] (frames with virtio
+ * headers): the reader's and writer's offload steps without a TUN, for tests.
+ */
+typedef struct {
+  napi_env env;
+  napi_value arr;
+  uint32_t n;
+} collect_ctx;
+
+static int collect_emit(void *arg, const uint8_t *packet, size_t len) {
+  collect_ctx *c = (collect_ctx *)arg;
+  napi_value b;
+  if (napi_create_buffer_copy(c->env, len, packet, NULL, &b) != napi_ok) return 1;
+  return napi_set_element(c->env, c->arr, c->n++, b) != napi_ok;
+}
+
+static napi_value offload_split_js(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  void *data;
+  size_t len;
+  if (!get_args(env, info, 1, argv, "offloadSplit") || !get_bytes(env, argv[0], "offloadSplit", &data, &len)) return NULL;
+  static uint8_t scratch[65536];
+  collect_ctx c = {env, NULL, 0};
+  NAPI_OK_OR_RETURN(env, napi_create_array(env, &c.arr), NULL);
+  if (offload_split(data, len, scratch, collect_emit, &c) < 0) {
+    napi_value nul;
+    napi_get_null(env, &nul);
+    return nul;
+  }
+  return c.arr;
+}
+
+static napi_value offload_coalesce_js(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv, "offloadCoalesce")) return NULL;
+  uint32_t count = 0;
+  NAPI_OK_OR_RETURN(env, napi_get_array_length(env, argv[0], &count), NULL);
+  if (count > 4096) {
+    throw_range(env, "offloadCoalesce: at most 4096 packets");
+    return NULL;
+  }
+  const uint8_t *ptrs[4096];
+  size_t lens[4096];
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value item;
+    void *data;
+    size_t len;
+    NAPI_OK_OR_RETURN(env, napi_get_element(env, argv[0], i, &item), NULL);
+    if (!get_bytes(env, item, "offloadCoalesce", &data, &len)) return NULL;
+    if (len == 0 || len > 65535) {
+      throw_range(env, "offloadCoalesce: packet %u has %zu bytes", i, len);
+      return NULL;
+    }
+    ptrs[i] = data;
+    lens[i] = len;
+  }
+  static uint8_t frame[VNET_HDR_LEN + 65535];
+  napi_value out;
+  NAPI_OK_OR_RETURN(env, napi_create_array(env, &out), NULL);
+  uint32_t i = 0, n = 0;
+  while (i < count) {
+    int k = offload_group(ptrs + i, lens + i, (int)(count - i));
+    size_t flen = offload_build(ptrs + i, lens + i, k, frame);
+    napi_value b;
+    NAPI_OK_OR_RETURN(env, napi_create_buffer_copy(env, flen, frame, NULL, &b), NULL);
+    NAPI_OK_OR_RETURN(env, napi_set_element(env, out, n++, b), NULL);
+    i += (uint32_t)k;
+  }
+  return out;
 }
 
 /* ---------------------------------------------------------------- socket mark */
@@ -416,6 +565,8 @@ typedef struct tun_reader {
   uint32_t max_batch;
   size_t buf_size;
   uint8_t *buf;
+  bool vnet;          /* frames carry a virtio header: split TSO frames, complete checksums */
+  uint8_t *scratch;   /* 64 KiB for offload_split */
   enum reader_state state;
   bool handle_collected; /* the JS handle was garbage-collected */
 } tun_reader;
@@ -427,6 +578,8 @@ static void reader_on_closed(uv_handle_t *handle) {
   r->state = READER_CLOSED;
   free(r->buf);
   r->buf = NULL;
+  free(r->scratch);
+  r->scratch = NULL;
   if (r->handle_collected) free(r);
 }
 
@@ -465,6 +618,21 @@ static void invoke(napi_env env, napi_async_context context, napi_ref callback, 
   }
 }
 
+typedef struct {
+  napi_env env;
+  napi_value packets;
+  uint32_t *count;
+} split_ctx;
+
+static int split_emit(void *arg, const uint8_t *packet, size_t len) {
+  split_ctx *c = (split_ctx *)arg;
+  napi_value b;
+  if (napi_create_buffer_copy(c->env, len, packet, NULL, &b) != napi_ok) return 1;
+  if (napi_set_element(c->env, c->packets, *c->count, b) != napi_ok) return 1;
+  (*c->count)++;
+  return 0;
+}
+
 static void reader_on_poll(uv_poll_t *handle, int status, int events) {
   tun_reader *r = (tun_reader *)handle->data;
   if (r->state != READER_ACTIVE) return;
@@ -477,9 +645,17 @@ static void reader_on_poll(uv_poll_t *handle, int status, int events) {
   uint32_t count = 0;
   int read_error = 0;
   if (napi_create_array(env, &packets) != napi_ok) goto out;
-  while (count < r->max_batch) {
+  uint32_t frames = 0;
+  while (frames < r->max_batch && count < r->max_batch) {
     ssize_t n = read(r->fd, r->buf, r->buf_size);
+    if (n > 0 && r->vnet) {
+      split_ctx ctx = {env, packets, &count};
+      offload_split(r->buf, (size_t)n, r->scratch, split_emit, &ctx); /* a malformed frame is dropped */
+      frames++;
+      continue;
+    }
     if (n > 0) {
+      frames++;
       napi_value packet;
       if (napi_create_buffer_copy(env, (size_t)n, r->buf, NULL, &packet) != napi_ok) break;
       if (napi_set_element(env, packets, count, packet) != napi_ok) break;
@@ -554,6 +730,16 @@ static napi_value tun_reader_start(napi_env env, napi_callback_info info) {
     throw_errno(env, ENOMEM, "malloc", "tunReaderStart fd %d: allocating %.0f-byte buffer", fd, buf_size);
     return NULL;
   }
+  r->vnet = optional_bool(env, info, 4);
+  if (r->vnet) {
+    r->scratch = (uint8_t *)malloc(65536);
+    if (r->scratch == NULL) {
+      free(r->buf);
+      free(r);
+      throw_errno(env, ENOMEM, "malloc", "tunReaderStart fd %d: allocating the offload buffer", fd);
+      return NULL;
+    }
+  }
   r->env = env;
   r->fd = fd;
   r->max_batch = (uint32_t)max_batch;
@@ -563,6 +749,7 @@ static napi_value tun_reader_start(napi_env env, napi_callback_info info) {
   int rc = uv_poll_init(loop, &r->poll, fd);
   if (rc < 0) {
     free(r->buf);
+    free(r->scratch);
     free(r);
     throw_errno(env, -rc, "uv_poll_init", "tunReaderStart fd %d: uv_poll_init", fd);
     return NULL;
@@ -699,6 +886,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"getSocketMark", NULL, get_socket_mark, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setSocketBuffers", NULL, set_socket_buffers, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sdNotify", NULL, sd_notify, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"offloadSplit", NULL, offload_split_js, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"offloadCoalesce", NULL, offload_coalesce_js, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

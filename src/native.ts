@@ -32,17 +32,18 @@ export type TunReaderCallback = (packets: Buffer[] | null, err?: NativeError) =>
 
 export interface NativeAddon {
   /** Opens /dev/net/tun (O_RDWR|O_NONBLOCK|O_CLOEXEC), TUNSETIFF IFF_TUN|IFF_NO_PI; `name` may hold a %d pattern. */
-  tunOpen(name: string): { fd: number; name: string };
+  tunOpen(name: string, vnetHdr?: boolean): { fd: number; name: string };
   /** The kernel's interface name of an open TUN fd (TUNGETIFF). */
   tunGetName(fd: number): string;
   setNonBlocking(fd: number): void;
-  tunReaderStart(fd: number, maxBatch: number, bufSize: number, cb: TunReaderCallback): TunReaderHandle;
+  /** With `vnetHdr`, frames are split (TSO) and checksums completed; the callback gets plain IP packets. */
+  tunReaderStart(fd: number, maxBatch: number, bufSize: number, cb: TunReaderCallback, vnetHdr?: boolean): TunReaderHandle;
   /** Idempotent. Must be called before the fd is closed. */
   tunReaderStop(handle: TunReaderHandle): void;
   /** Bytes written, or -errno; never throws for I/O errors. */
-  tunWrite(fd: number, packet: Uint8Array): number;
+  tunWrite(fd: number, packet: Uint8Array, vnetHdr?: boolean): number;
   /** Writes in order, skipping packets the kernel rejects, stopping at EAGAIN; returns the count written. */
-  tunWriteBatch(fd: number, packets: Uint8Array[]): number;
+  tunWriteBatch(fd: number, packets: Uint8Array[], vnetHdr?: boolean): number;
   closeFd(fd: number): void;
   /** setsockopt(SO_MARK); needs CAP_NET_ADMIN. */
   setSocketMark(fd: number, mark: number): void;
@@ -57,6 +58,10 @@ export interface NativeAddon {
    * abstract socket); returns the bytes sent. Throws with the errno name when nobody listens.
    */
   sdNotify(path: string, text: string): number;
+  /** The reader's offload step alone (tests): one IFF_VNET_HDR frame → plain packets, or null when malformed. */
+  offloadSplit(frame: Uint8Array): Buffer[] | null;
+  /** The writer's offload step alone (tests): packets → frames with virtio headers (consecutive TCP segments coalesced). */
+  offloadCoalesce(packets: Uint8Array[]): Buffer[];
 }
 
 export const NATIVE_ADDON_FILE = join('build', 'Release', 'kubespand_native.node');

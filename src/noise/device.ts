@@ -281,8 +281,13 @@ export class DeviceCore {
         continue;
       }
       if (peer.staged.length >= MAX_STAGED_PACKETS) {
-        peer.staged.shift();
-        this.countDrop('staged-overflow', peer);
+        // a large batch for one peer: send what is staged first; only without a usable session does
+        // the queue stay full, and then the oldest packet gives way
+        this.sendStagedPackets(peer);
+        if (peer.staged.length >= MAX_STAGED_PACKETS) {
+          peer.staged.shift();
+          this.countDrop('staged-overflow', peer);
+        }
       }
       peer.staged.push(packet);
       if (touched === null) touched = peer;

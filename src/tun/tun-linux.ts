@@ -15,10 +15,18 @@ export interface LinuxTunOptions {
   maxBatch?: number;
   /** Read buffer size; packets larger than this would be truncated (default 65535, the IP maximum). */
   bufSize?: number;
+  /**
+   * Open with IFF_VNET_HDR and TSO/checksum offload (default true; KUBESPAND_TUN_OFFLOAD=0 turns it off):
+   * the kernel hands over large TCP frames that the addon splits, and consecutive TCP segments written
+   * back are coalesced into one GSO frame. Falls back to a plain TUN when the kernel refuses.
+   */
+  offload?: boolean;
 }
 
 const DEFAULT_MAX_BATCH = 128;
 const DEFAULT_BUF_SIZE = 65535;
+/** A virtio-net header precedes every frame of an IFF_VNET_HDR TUN. */
+const VNET_HDR_LEN = 10;
 
 export class LinuxTun implements TunDevice {
   readonly stats: TunStats = { packetsRead: 0, batchesRead: 0, packetsWritten: 0, writeErrors: 0 };
@@ -38,10 +46,12 @@ export class LinuxTun implements TunDevice {
     readonly name: string,
     readonly mtu: number,
     opts: Pick<LinuxTunOptions, 'maxBatch' | 'bufSize'> = {},
+    /** The fd was opened with IFF_VNET_HDR and offloads. */
+    readonly offload = false,
   ) {
     this.native = loadNative();
     this.maxBatch = opts.maxBatch ?? DEFAULT_MAX_BATCH;
-    this.bufSize = opts.bufSize ?? DEFAULT_BUF_SIZE;
+    this.bufSize = (opts.bufSize ?? DEFAULT_BUF_SIZE) + (offload ? VNET_HDR_LEN : 0);
   }
 
   get isClosed(): boolean {
@@ -56,7 +66,7 @@ export class LinuxTun implements TunDevice {
   onPackets(cb: (packets: Uint8Array[]) => void): void {
     this.packetListeners.push(cb);
     if (!this.reader && !this.closed) {
-      this.reader = this.native.tunReaderStart(this.fd, this.maxBatch, this.bufSize, (packets, err) => this.onRead(packets, err));
+      this.reader = this.native.tunReaderStart(this.fd, this.maxBatch, this.bufSize, (packets, err) => this.onRead(packets, err), this.offload);
     }
   }
 
@@ -76,7 +86,7 @@ export class LinuxTun implements TunDevice {
       return;
     }
     if (packets.length === 1) {
-      const n = this.native.tunWrite(this.fd, packets[0]!);
+      const n = this.native.tunWrite(this.fd, packets[0]!, this.offload);
       if (n >= 0) this.stats.packetsWritten++;
       else {
         this.stats.writeErrors++;
@@ -84,7 +94,7 @@ export class LinuxTun implements TunDevice {
       }
       return;
     }
-    const written = this.native.tunWriteBatch(this.fd, packets);
+    const written = this.native.tunWriteBatch(this.fd, packets, this.offload);
     this.stats.packetsWritten += written;
     this.stats.writeErrors += packets.length - written;
   }
@@ -131,8 +141,15 @@ export function openLinuxTun(name: string, opts: LinuxTunOptions = {}): LinuxTun
   const mtu = opts.mtu ?? DEFAULT_TUN_MTU;
   const native = loadNative();
   let opened: { fd: number; name: string };
+  let offload = (opts.offload ?? true) && process.env.KUBESPAND_TUN_OFFLOAD !== '0';
   try {
-    opened = native.tunOpen(name);
+    try {
+      opened = native.tunOpen(name, offload);
+    } catch (err) {
+      if (!offload) throw err;
+      offload = false; // a kernel without TUN offloads: plain frames
+      opened = native.tunOpen(name, false);
+    }
   } catch (err) {
     throw new Error(`tun ${name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
@@ -142,7 +159,7 @@ export function openLinuxTun(name: string, opts: LinuxTunOptions = {}): LinuxTun
     native.closeFd(opened.fd);
     throw err;
   }
-  return new LinuxTun(opened.fd, opened.name, mtu, opts);
+  return new LinuxTun(opened.fd, opened.name, mtu, opts, offload);
 }
 
 /**

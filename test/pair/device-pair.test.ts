@@ -334,3 +334,15 @@ describe('pair: cookies, replay, roaming, routing', () => {
     expect(pair.inFlight.map((d) => d.data[0])).toEqual([INIT]);
   });
 });
+
+describe('pair: large batches', () => {
+  it('sends a TUN batch larger than the staging queue without dropping any packet', () => {
+    const pair = new CorePair();
+    handshake(pair);
+    const batch = Array.from({ length: 500 }, (_, i) => ipv4Packet('10.0.0.1', '10.0.0.2', new TextEncoder().encode(`p${i}`)));
+    pair.a.core.handleTunPackets(batch);
+    pair.flush();
+    expect(pair.b.delivered).toHaveLength(500);
+    expect(pair.a.drops).not.toContain('staged-overflow');
+  });
+});
