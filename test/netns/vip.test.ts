@@ -27,6 +27,7 @@ import { KUBESPAND_BIN, uapiSocketPath } from '../support/wg-impl.js';
 
 const NET = '10.233.0';
 const VIP = `${NET}.100`;
+const VIP6 = 'fd00:233::100';
 const ETCD = `${NET}.254`;
 const TTL_S = 3;
 const NAMES = ['n1', 'n2', 'n3'] as const;
@@ -86,9 +87,9 @@ describe.sequential('VIP elected through etcd in network namespaces', () => {
     return JSON.parse(r.stdout) as Record<string, unknown>;
   }
 
-  function writeConfig(n: Node, clusterId: string, secret: string): void {
+  function writeConfig(n: Node, clusterId: string, secret: string, vip = VIP, file = n.config): void {
     writeFileSync(
-      n.config,
+      file,
       [
         'cluster:',
         `  id: ${clusterId}`,
@@ -102,7 +103,7 @@ describe.sequential('VIP elected through etcd in network namespaces', () => {
         '    kubespan:',
         '      enabled: true',
         '    vip:',
-        `      ip: ${VIP}`,
+        `      ip: ${vip}`,
         '      deviceSelector:',
         '        hardwareAddr: "02:e9:*"',
         'kubespand:',
@@ -197,6 +198,7 @@ describe.sequential('VIP elected through etcd in network namespaces', () => {
       const n: Node = { name, ns, ifname: attach(ns, `${NET}.${i + 1}/24`, mac(i)), socket: join(dir, `${name}.sock`), config: join(dir, `${name}.yaml`) };
       topo.onDestroy(() => rmSync(uapiSocketPath(`${topo.tag}k${i + 1}`), { force: true }));
       writeConfig(n, clusterId, secret);
+      if (name === 'n1') writeConfig(n, clusterId, secret, VIP6, join(dir, 'n1-v6.yaml'));
       nodes[name] = n;
     });
     client = topo.netns('cl');
@@ -333,6 +335,27 @@ describe.sequential('VIP elected through etcd in network namespaces', () => {
       expect(r.kvs).toBeUndefined();
       const leases = etcdCall('lease/leases', {});
       expect(leases.leases ?? []).toEqual([]);
+    });
+  });
+
+  it('an IPv6 VIP is announced with an unsolicited neighbour advertisement from the owner', async () => {
+    await withLogs(async () => {
+      const n1 = nodes.n1;
+      topo.exec(n1.ns, 'ip', ['addr', 'add', 'fd00:233::1/64', 'dev', n1.ifname, 'nodad']);
+      topo.exec(client, 'ip', ['addr', 'add', 'fd00:233::50/64', 'dev', clientIf, 'nodad']);
+      const dump = topo.spawn(client, 'tcpdump', ['-l', '-n', '-e', '-i', clientIf, 'icmp6 and ip6[40] == 136']);
+      await dump.waitFor(/listening on/, 10_000);
+      n1.proc = topo.spawn(n1.ns, KUBESPAND_BIN, ['run', '--config', join(dir, 'n1-v6.yaml')]);
+      await eventually(async () => (await vipView(n1))?.state === 'owner', 30_000, 100);
+      expect((await vipView(n1))?.ip).toBe(VIP6);
+      // after DAD the kernel advertises the address to all nodes, override flag set, from n1's MAC
+      await dump.waitFor(new RegExp(`${mac(0)} > 33:33:00:00:00:01.*neighbor advertisement, tgt is ${VIP6}`), 10_000);
+      sh('ip', ['netns', 'exec', client, 'ping', '-6', '-c', '1', '-W', '2', VIP6]);
+      expect(/lladdr ([0-9a-f:]+)/.exec(topo.exec(client, 'ip', ['-6', 'neigh', 'show', VIP6]))?.[1]).toBe(mac(0));
+      expect(await n1.proc.stop('SIGTERM', 10_000)).toBe(0);
+      const addrs = JSON.parse(topo.exec(n1.ns, 'ip', ['-j', 'addr', 'show', 'dev', n1.ifname])) as { addr_info: { local: string }[] }[];
+      expect(addrs[0]!.addr_info.map((a) => a.local)).not.toContain(VIP6);
+      await dump.stop();
     });
   });
 });
