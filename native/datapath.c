@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <netinet/udp.h>
 
 #define TAG_LEN 16
 #define MAX_BATCH 256
@@ -157,11 +158,25 @@ static napi_value aead_seal_or_open(napi_env env, napi_callback_info info, int s
 static napi_value aead_seal(napi_env env, napi_callback_info info) { return aead_seal_or_open(env, info, 1); }
 static napi_value aead_open(napi_env env, napi_callback_info info) { return aead_seal_or_open(env, info, 0); }
 
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#define UDP_GSO_MAX_SEGS 64
+#define UDP_GSO_MAX_BYTES 65000
+
+/* UDP GSO is used until the kernel refuses it once (old kernel, or a socket that cannot do it). */
+static int udp_gso_disabled = 0;
+
 /*
  * udpSendBatch(fd, address: Uint8Array(4|16), port, datagrams: Uint8Array[]) -> number sent
- * One sendmmsg(2) (looping on partial sends) to one destination. Stops at EAGAIN/ENOBUFS and
- * returns how many went out so the caller can fall back for the rest; other errors return -errno
- * when nothing was sent.
+ * To one destination, in as few sendmmsg(2) calls as possible. Runs of equal-sized datagrams (the
+ * last of a run may be shorter) travel as one UDP GSO message (UDP_SEGMENT), whose iovec points at
+ * the caller's buffers: the kernel builds one large skb and segments it late. Stops at
+ * EAGAIN/ENOBUFS and returns how many datagrams went out so the caller can fall back for the rest;
+ * another error with nothing sent returns -errno.
  */
 static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
   size_t argc = 4;
@@ -194,11 +209,17 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
     memcpy(&sin6->sin6_addr, addr, 16);
     sslen = sizeof *sin6;
   }
-  struct mmsghdr msgs[MAX_BATCH];
-  struct iovec iovs[MAX_BATCH];
+  static struct iovec iovs[MAX_BATCH];
+  static struct mmsghdr msgs[MAX_BATCH];
+  static uint32_t msg_count_dgrams[MAX_BATCH];
+  static union {
+    char buf[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } ctrl[MAX_BATCH];
   uint32_t sent_total = 0;
   int err = 0;
   while (sent_total < n) {
+    /* gather up to MAX_BATCH datagrams */
     uint32_t count = n - sent_total > MAX_BATCH ? MAX_BATCH : n - sent_total;
     for (uint32_t i = 0; i < count; i++) {
       napi_value el;
@@ -210,20 +231,63 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
       }
       iovs[i].iov_base = p;
       iovs[i].iov_len = len;
-      memset(&msgs[i], 0, sizeof msgs[i]);
-      msgs[i].msg_hdr.msg_name = &ss;
-      msgs[i].msg_hdr.msg_namelen = sslen;
-      msgs[i].msg_hdr.msg_iov = &iovs[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
     }
-    int r = sendmmsg(fd, msgs, count, MSG_DONTWAIT);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      err = errno;
-      break;
+    /* group them into messages */
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < count;) {
+      size_t seg = iovs[i].iov_len;
+      uint32_t k = 1;
+      size_t bytes = seg;
+      if (!udp_gso_disabled && seg > 0) {
+        while (i + k < count && k < UDP_GSO_MAX_SEGS && iovs[i + k].iov_len <= seg && iovs[i + k].iov_len > 0 && bytes + iovs[i + k].iov_len <= UDP_GSO_MAX_BYTES) {
+          bytes += iovs[i + k].iov_len;
+          k++;
+          if (iovs[i + k - 1].iov_len < seg) break; /* a shorter datagram ends the run */
+        }
+      }
+      struct msghdr *h = &msgs[m].msg_hdr;
+      memset(&msgs[m], 0, sizeof msgs[m]);
+      h->msg_name = &ss;
+      h->msg_namelen = sslen;
+      h->msg_iov = &iovs[i];
+      h->msg_iovlen = k;
+      if (k > 1) {
+        h->msg_control = ctrl[m].buf;
+        h->msg_controllen = sizeof ctrl[m].buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(h);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t gso = (uint16_t)seg;
+        memcpy(CMSG_DATA(c), &gso, sizeof gso);
+      }
+      msg_count_dgrams[m] = k;
+      m++;
+      i += k;
     }
-    sent_total += (uint32_t)r;
-    if ((uint32_t)r < count) break;
+    /* send the messages */
+    uint32_t done_msgs = 0, done_dgrams = 0;
+    while (done_msgs < m) {
+      int r = sendmmsg(fd, msgs + done_msgs, m - done_msgs, MSG_DONTWAIT);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        err = errno;
+        /* a kernel or socket without UDP GSO: switch it off for good and resend this batch plainly */
+        if ((err == EINVAL || err == EIO || err == EOPNOTSUPP) && !udp_gso_disabled && msgs[done_msgs].msg_hdr.msg_iovlen > 1) {
+          udp_gso_disabled = 1;
+          err = 0;
+          sent_total += done_dgrams;
+          goto next_round;
+        }
+        break;
+      }
+      for (int j = 0; j < r; j++) done_dgrams += msg_count_dgrams[done_msgs + (uint32_t)j];
+      done_msgs += (uint32_t)r;
+      if (r == 0) break;
+    }
+    sent_total += done_dgrams;
+    if (done_msgs < m) break;
+  next_round:;
   }
   napi_value result;
   if (sent_total == 0 && err != 0 && err != EAGAIN && err != EWOULDBLOCK && err != ENOBUFS) {
