@@ -8,21 +8,24 @@
  *   node dist/bench/run.js --quick                      # 2 s per figure, 20 pings
  *   node dist/bench/run.js --duration 5 --pairs wg-wg,ks-ks --profile
  *
- * Options: --duration S (default 10), --quick, --pairs a,b,… (veth, wg-wg, ks-ks, ks-wg, wg-ks),
+ * Options: --duration S (default 10), --quick, --pairs a,b,… (veth, wg-wg, ks-ks, other, ks-wg, wg-ks),
  * --ping-count N (default 50), --udp-rate R (iperf3 -b, default 2G), --profile (adds a kubespand↔kubespand
- * run under node --cpu-prof and prints where the time goes), --out DIR (default bench/results).
+ * run under node --cpu-prof and prints where the time goes), --out DIR (default bench/results),
+ * --other-build DIR [--other-label NAME]: a second built kubespand checkout (e.g. `git archive` of an
+ * older commit + `npm run build`), measured as the `other` pair right after kubespand↔kubespand, so a
+ * before/after comparison comes from one run on the same load.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatProfileSummary } from './lib/cpu-profile.js';
-import { PAIR_IDS, runNetnsBench, type NetnsBenchOptions, type PairId } from './lib/netns-bench.js';
+import { otherBin, PAIR_IDS, runNetnsBench, type NetnsBenchOptions, type PairId } from './lib/netns-bench.js';
 import { fileStamp, gitHead, RESULTS_DIR } from './lib/paths.js';
 import { describeMachine, machineInfo } from './lib/proc.js';
 import { costTable, renderMarkdown, renderText, throughputTable } from './lib/report.js';
 
-const USAGE = 'usage: node dist/bench/run.js [--duration S] [--quick] [--pairs veth,wg-wg,ks-ks,ks-wg,wg-ks] [--ping-count N] [--udp-rate 2G] [--profile] [--out DIR]';
+const USAGE = 'usage: node dist/bench/run.js [--duration S] [--quick] [--pairs veth,wg-wg,ks-ks,other,ks-wg,wg-ks] [--ping-count N] [--udp-rate 2G] [--profile] [--out DIR] [--other-build DIR [--other-label NAME]]';
 
 function fail(message: string): never {
   process.stderr.write(`bench: ${message}\n${USAGE}\n`);
@@ -71,6 +74,8 @@ async function main(): Promise<void> {
       'udp-rate': { type: 'string', default: '2G' },
       profile: { type: 'boolean', default: false },
       out: { type: 'string' },
+      'other-build': { type: 'string' },
+      'other-label': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -82,7 +87,13 @@ async function main(): Promise<void> {
   const durationS = values.duration !== undefined ? positiveInt('duration', values.duration) : values.quick ? 2 : 10;
   const pingCount = values['ping-count'] !== undefined ? positiveInt('ping-count', values['ping-count']) : values.quick ? 20 : 50;
   if (!/^\d+(\.\d+)?[KMG]?$/.test(values['udp-rate'])) fail(`--udp-rate: expected an iperf3 rate such as 2G or 800M, got ${JSON.stringify(values['udp-rate'])}`);
-  const pairs = values.pairs !== undefined ? parsePairs(values.pairs) : [...PAIR_IDS];
+  const otherDir = values['other-build'] !== undefined ? resolve(values['other-build']) : null;
+  if (otherDir !== null && !existsSync(otherBin(otherDir))) fail(`--other-build: ${JSON.stringify(values['other-build'])} has no bin/kubespand`);
+  if (otherDir !== null && !existsSync(join(otherDir, 'dist', 'src', 'cli', 'main.js'))) fail(`--other-build: ${JSON.stringify(values['other-build'])} is not built (no dist/src/cli/main.js; run "npm run build" there)`);
+  if (values['other-label'] !== undefined && otherDir === null) fail('--other-label: only with --other-build');
+  const otherBuild = otherDir === null ? null : { dir: otherDir, label: values['other-label'] ?? basename(otherDir) };
+  const pairs = values.pairs !== undefined ? parsePairs(values.pairs) : PAIR_IDS.filter((id) => id !== 'other' || otherBuild !== null);
+  if (pairs.includes('other') && otherBuild === null) fail('--pairs: "other" needs --other-build DIR');
   const out = values.out ?? RESULTS_DIR;
   checkTools();
   mkdirSync(out, { recursive: true });
@@ -92,7 +103,7 @@ async function main(): Promise<void> {
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
   log(`bench: ${durationS} s per iperf3 figure, ${pingCount} pings, UDP offered ${values['udp-rate']}; ${describeMachine(machine)}`);
   const started = new Date();
-  const opts: NetnsBenchOptions = { durationS, pingCount, udpRate: values['udp-rate'], pairs, profile: values.profile, profileOut: out, profileStamp: stamp, log };
+  const opts: NetnsBenchOptions = { durationS, pingCount, udpRate: values['udp-rate'], pairs, profile: values.profile, profileOut: out, profileStamp: stamp, otherBuild, log };
   const result = await runNetnsBench(opts);
   const finished = new Date();
 
@@ -123,7 +134,7 @@ async function main(): Promise<void> {
     commit: gitHead(),
     machine,
     loadAverageAtEnd: machineInfo().loadAverage,
-    options: { durationS, pingCount, udpRate: values['udp-rate'], pairs, profile: values.profile },
+    options: { durationS, pingCount, udpRate: values['udp-rate'], pairs, profile: values.profile, otherBuild },
     tag: result.tag,
     pairs: result.pairs,
     profile: result.profile,

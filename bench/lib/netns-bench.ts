@@ -31,15 +31,17 @@ import { KUBESPAND_BIN, PROFILED_MAIN, UAPI_DIR, CLI_MAIN } from './paths.js';
 import { busyShare, hostCpu, processCpuSeconds, processMemory, processName, type ProcessMemory } from './proc.js';
 import { summarizeProfile, type ProfileSummary } from './cpu-profile.js';
 
-export type Impl = 'wireguard-go' | 'kubespand';
+/** `kubespand-other` is a second kubespand build (`--other-build DIR`), for before/after figures from one run. */
+export type Impl = 'wireguard-go' | 'kubespand' | 'kubespand-other';
 
-export const PAIR_IDS = ['veth', 'wg-wg', 'ks-ks', 'ks-wg', 'wg-ks'] as const;
+export const PAIR_IDS = ['veth', 'wg-wg', 'ks-ks', 'other', 'ks-wg', 'wg-ks'] as const;
 export type PairId = (typeof PAIR_IDS)[number];
 
 export const PAIRS: Record<PairId, { label: string; a: Impl | null; b: Impl | null }> = {
   veth: { label: 'bare veth', a: null, b: null },
   'wg-wg': { label: 'wireguard-go↔wireguard-go', a: 'wireguard-go', b: 'wireguard-go' },
   'ks-ks': { label: 'kubespand↔kubespand', a: 'kubespand', b: 'kubespand' },
+  other: { label: 'kubespand[other]↔kubespand[other]', a: 'kubespand-other', b: 'kubespand-other' },
   'ks-wg': { label: 'kubespand↔wireguard-go', a: 'kubespand', b: 'wireguard-go' },
   'wg-ks': { label: 'wireguard-go↔kubespand', a: 'wireguard-go', b: 'kubespand' },
 };
@@ -81,7 +83,19 @@ export interface NetnsBenchOptions {
   /** Where profiles are copied (`<stamp>-profile-{sender,receiver}.cpuprofile`); null = not kept. */
   profileOut: string | null;
   profileStamp: string;
+  /** A second kubespand checkout (built) for the `other` pair, and its name in the tables. */
+  otherBuild: { dir: string; label: string } | null;
   log: (line: string) => void;
+}
+
+/** The row label; the `other` pair carries the other build's name. */
+export function pairLabel(id: PairId, otherLabel: string | null): string {
+  return id === 'other' ? `kubespand[${otherLabel ?? 'other'}]↔kubespand[${otherLabel ?? 'other'}]` : PAIRS[id].label;
+}
+
+/** The entry script of a built kubespand checkout. */
+export function otherBin(dir: string): string {
+  return join(dir, 'bin', 'kubespand');
 }
 
 export interface CostFigure {
@@ -164,9 +178,13 @@ interface Daemon {
   readyAt: number;
 }
 
-function daemonCommand(impl: Impl, ifname: string, profileDir: string | null): { cmd: string; args: string[]; env: NodeJS.ProcessEnv } {
+function daemonCommand(impl: Impl, ifname: string, profileDir: string | null, other: string | null): { cmd: string; args: string[]; env: NodeJS.ProcessEnv } {
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (impl === 'wireguard-go') return { cmd: 'wireguard-go', args: ['-f', ifname], env: { ...env, WG_PROCESS_FOREGROUND: '1' } };
+  if (impl === 'kubespand-other') {
+    if (other === null) throw new Error('the "other" pair needs --other-build DIR');
+    return { cmd: otherBin(other), args: ['device', ifname], env };
+  }
   if (profileDir !== null) {
     return { cmd: process.execPath, args: ['--cpu-prof', '--cpu-prof-dir', profileDir, PROFILED_MAIN, 'device', ifname], env };
   }
@@ -174,13 +192,16 @@ function daemonCommand(impl: Impl, ifname: string, profileDir: string | null): {
 }
 
 /** Spawns the daemon and resolves once its UAPI socket answers `wg show`; rejects with its output otherwise. */
-async function startDaemon(topo: Topology, ns: string, ifname: string, impl: Impl, profileDir: string | null): Promise<Daemon> {
+async function startDaemon(topo: Topology, ns: string, ifname: string, impl: Impl, profileDir: string | null, other: string | null = null): Promise<Daemon> {
   const sock = join(UAPI_DIR, `${ifname}.sock`);
   if (existsSync(sock)) throw new Error(`${sock} already exists: another run uses interface name ${ifname}`);
   if (impl === 'kubespand' && !existsSync(CLI_MAIN) && !process.env.KSN_KUBESPAND_BIN) {
     throw new Error(`kubespand is not built (${CLI_MAIN} is missing); run "npm run build"`);
   }
-  const { cmd, args, env } = daemonCommand(impl, ifname, profileDir);
+  if (impl === 'kubespand-other' && other !== null && !existsSync(join(other, 'dist', 'src', 'cli', 'main.js'))) {
+    throw new Error(`the other build is not built (${join(other, 'dist', 'src', 'cli', 'main.js')} is missing)`);
+  }
+  const { cmd, args, env } = daemonCommand(impl, ifname, profileDir, other);
   const proc = topo.spawn(ns, cmd, args, { env });
   topo.onDestroy(() => rmSync(sock, { force: true }));
   const pid = proc.child.pid;
@@ -337,9 +358,9 @@ function safeMemory(d: Daemon | null): ProcessMemory | null {
 
 // ---------------------------------------------------------------------------------------------- one pair
 
-function emptyResult(id: PairId): PairResult {
+function emptyResult(id: PairId, otherLabel: string | null = null): PairResult {
   const p = PAIRS[id];
-  return { id, label: p.label, implA: p.a, implB: p.b, notes: [], readyMs: { a: null, b: null }, firstReplyMs: null, startToReplyMs: null, ping: null, tests: {}, memory: { a: null, b: null } };
+  return { id, label: pairLabel(id, otherLabel), implA: p.a, implB: p.b, notes: [], readyMs: { a: null, b: null }, firstReplyMs: null, startToReplyMs: null, ping: null, tests: {}, memory: { a: null, b: null } };
 }
 
 async function runVeth(topo: Topology, n: number, opts: NetnsBenchOptions): Promise<PairResult> {
@@ -365,7 +386,7 @@ interface Tunnel {
 }
 
 /** Fresh namespaces, both daemons, keys, addresses; measures ready times and the first reply. */
-async function buildTunnel(topo: Topology, n: number, implA: Impl, implB: Impl, result: PairResult, profileDir: string | null): Promise<Tunnel | null> {
+async function buildTunnel(topo: Topology, n: number, implA: Impl, implB: Impl, result: PairResult, profileDir: string | null, other: string | null): Promise<Tunnel | null> {
   const nsA = topo.netns(`a${n}`);
   const nsB = topo.netns(`b${n}`);
   topo.veth(nsA, [`${ADDR.outerA}/24`], nsB, [`${ADDR.outerB}/24`]);
@@ -373,7 +394,7 @@ async function buildTunnel(topo: Topology, n: number, implA: Impl, implB: Impl, 
   const ifB = `${topo.tag}B${n}`;
   const keys = await genKeys();
   const t0 = performance.now();
-  const [ra, rb] = await Promise.allSettled([startDaemon(topo, nsA, ifA, implA, profileDir), startDaemon(topo, nsB, ifB, implB, profileDir)]);
+  const [ra, rb] = await Promise.allSettled([startDaemon(topo, nsA, ifA, implA, profileDir, other), startDaemon(topo, nsB, ifB, implB, profileDir, other)]);
   if (ra.status === 'rejected' || rb.status === 'rejected') {
     for (const r of [ra, rb]) if (r.status === 'rejected') result.notes.push(`start: ${(r.reason as Error).message}`);
     for (const r of [ra, rb]) if (r.status === 'fulfilled') await stopDaemon(r.value, 5_000);
@@ -401,10 +422,10 @@ async function buildTunnel(topo: Topology, n: number, implA: Impl, implB: Impl, 
 }
 
 async function runTunnelPair(topo: Topology, id: PairId, n: number, opts: NetnsBenchOptions): Promise<PairResult> {
-  const result = emptyResult(id);
+  const result = emptyResult(id, opts.otherBuild?.label ?? null);
   const { a: implA, b: implB } = PAIRS[id];
   if (!implA || !implB) throw new Error(`pair ${id} has no daemons`);
-  const tunnel = await buildTunnel(topo, n, implA, implB, result, null);
+  const tunnel = await buildTunnel(topo, n, implA, implB, result, null, opts.otherBuild?.dir ?? null);
   if (!tunnel) return result;
   result.ping = await pingSummary(tunnel.nsA, ADDR.tunnelB, opts.pingCount, 0.02, 2).catch((err) => (result.notes.push(`ping: ${(err as Error).message}`), null));
   for (const test of TEST_IDS) {
@@ -501,11 +522,11 @@ export async function runNetnsBench(opts: NetnsBenchOptions): Promise<NetnsBench
     let n = 0;
     for (const id of opts.pairs) {
       n++;
-      opts.log(`${PAIRS[id].label} …`);
+      opts.log(`${pairLabel(id, opts.otherBuild?.label ?? null)} …`);
       try {
         result.pairs.push(id === 'veth' ? await runVeth(topo, n, opts) : await runTunnelPair(topo, id, n, opts));
       } catch (err) {
-        const r = emptyResult(id);
+        const r = emptyResult(id, opts.otherBuild?.label ?? null);
         r.notes.push(`harness error: ${(err as Error).message}`);
         result.pairs.push(r);
       }
