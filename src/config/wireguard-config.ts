@@ -312,10 +312,11 @@ function valueAt(root: unknown, path: readonly PathKey[]): unknown {
   return v;
 }
 
+/** The value as JSON; secret fields inside it (a mis-indented peer or section arrives whole) show as hidden. */
 function showValue(v: unknown): string {
   let text: string;
   try {
-    text = typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v) ?? String(v);
+    text = typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v, (k, x: unknown) => (SECRET_FIELDS.has(k) ? '(secret)' : x)) ?? String(v);
   } catch {
     text = String(v);
   }
@@ -406,6 +407,18 @@ function crossFieldProblems(source: string, root: unknown): string[] {
 }
 
 // ---- Entry points ----
+/**
+ * The first line of a YAML parser message without the source text some messages quote (the
+ * offending token, a tag, an escape): it may be a key or a password. The line and column say where.
+ */
+function yamlMessage(message: string): string {
+  return (message.split('\n')[0] ?? '')
+    .replace(/ at line \d+, column \d+:?$/, '')
+    .replace(/: ".*"$/s, '')
+    .replace(/^(Not a YAML token|Block scalar header includes extra characters|Unresolved plain scalar|Could not resolve tag|Not a valid tag|Unresolved tag|Ordered maps must not include duplicate keys|Invalid escape sequence|Plain value cannot start with|Unknown directive)\b.*$/s, '$1')
+    .replace(/[A-Za-z0-9+/=_-]{20,}/g, '(hidden)');
+}
+
 
 /**
  * Parses and validates the YAML text of an `up` config. `sourceName` starts every problem line
@@ -419,13 +432,19 @@ export function parseWireguardConfig(text: string, sourceName: string): Wireguar
         const pos = e.linePos?.[0];
         const where = pos ? `line ${pos.line}, column ${pos.col}` : 'YAML';
         // the first line only: later lines quote the source, which may hold a key
-        const message = (e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+        const message = yamlMessage(e.message);
         return `${sourceName}: ${where}: invalid YAML: ${message}`;
       }),
     );
   }
   if (!isDocument(doc)) throw new ConfigError([`${sourceName}: not a YAML document`]);
-  const root: unknown = doc.toJS();
+  let root: unknown;
+  try {
+    root = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    // an alias to a missing anchor, or an alias bomb
+    throw new ConfigError([`${sourceName}: YAML error: ${(err as Error).message.split('\n')[0]}`]);
+  }
   if (root === null || root === undefined) throw new ConfigError([`${sourceName}: the file is empty`]);
   if (typeof root !== 'object' || Array.isArray(root)) {
     throw new ConfigError([`${sourceName}: (top level): must be a mapping with interface, mtu, addresses and wireguard (got ${showValue(root)})`]);

@@ -740,6 +740,18 @@ function compactSelector(sel: DeviceSelector): DeviceSelector {
 }
 
 // ---- Entry points ----
+/**
+ * The first line of a YAML parser message without the source text some messages quote (the
+ * offending token, a tag, an escape): it may be a key or a password. The line and column say where.
+ */
+function yamlMessage(message: string): string {
+  return (message.split('\n')[0] ?? '')
+    .replace(/ at line \d+, column \d+:?$/, '')
+    .replace(/: ".*"$/s, '')
+    .replace(/^(Not a YAML token|Block scalar header includes extra characters|Unresolved plain scalar|Could not resolve tag|Not a valid tag|Unresolved tag|Ordered maps must not include duplicate keys|Invalid escape sequence|Plain value cannot start with|Unknown directive)\b.*$/s, '$1')
+    .replace(/[A-Za-z0-9+/=_-]{20,}/g, '(hidden)');
+}
+
 
 /**
  * Parses and validates a node config. Throws ConfigError listing every problem; never echoes the
@@ -755,8 +767,7 @@ export function parseNodeConfig(text: string, sourceName: string): NodeConfig {
         const pos = lineCounter.linePos(e.pos[0]);
         const message = e.code === 'MULTIPLE_DOCS'
           ? 'the file holds more than one YAML document ("---"); put cluster:, machine: and kubespand: in one document'
-          : // the parser quotes the offending token, which may be the secret or a proxy password: drop it
-            `YAML syntax error: ${(e.message.split('\n')[0] ?? '').replace(/: ".*"$/s, '')}`;
+          : `YAML syntax error: ${yamlMessage(e.message)}`;
         return { path: `line ${pos.line}, column ${pos.col}`, message };
       }),
     );
