@@ -174,10 +174,11 @@ export class ConfigReloader {
     }
     const plan = planReload(this.current, next);
     if (plan.restartRequired.length > 0) {
+      const one = plan.restartRequired.length === 1;
       throw new ReloadError(
         `config reload refused, the running configuration is kept: ${this.file}: ${plan.restartRequired.join(', ')} changed; ` +
-          `${plan.restartRequired.length === 1 ? 'this key defines' : 'these keys define'} the node's identity, device or sockets and ` +
-          'needs a restart (systemctl restart kubespand)',
+          `a restart is needed to apply ${one ? 'it' : 'them'} (systemctl restart kubespand), as ${one ? 'this key defines' : 'these keys define'} ` +
+          "the node's identity, device or sockets",
       );
     }
     const overridden: string[] = [];

@@ -183,14 +183,14 @@ describe('operations: live config reload', () => {
     expect((await mesh.allUp(n1, 1)).length).toBe(1);
   }, 60_000);
 
-  it('refuses identity, device and socket changes with "needs a restart", never echoing the secret', async () => {
+  it('refuses identity, device and socket changes saying a restart is needed, never echoing the secret', async () => {
     const newSecret = randomBytes(32).toString('base64');
     mesh.writeConfig(n1, { ...V2, kubespand: { ...V2.kubespand, listenPort: 51999, interface: 'kso-other' }, cluster: { secret: newSecret } });
     const reply = await controlRequest(n1.socket, { op: 'reload' });
     expect(reply.ok).toBe(false);
     const error = String(reply.error);
     expect(error).toContain('cluster.secret, kubespand.interface, kubespand.listenPort changed');
-    expect(error).toContain('needs a restart');
+    expect(error).toContain('a restart is needed to apply them');
     expect(error).not.toContain(newSecret);
     expect(error).not.toContain(Buffer.from(newSecret, 'base64').toString('hex'));
     expect(mesh.topo.exec(n1.ns, 'wg', ['show', n1.ifname, 'listen-port']).trim()).toBe('51820');
