@@ -8,7 +8,7 @@
  *   node dist/bench/run.js --quick                      # 2 s per figure, 20 pings
  *   node dist/bench/run.js --duration 5 --pairs wg-wg,ks-ks --profile
  *
- * Options: --duration S (default 10), --quick, --pairs a,b,… (veth, wg-wg, ks-ks, other, ks-wg, wg-ks),
+ * Options: --duration S (default 10), --repeat N (run each iperf3 figure N times, keep the best; default 1), --quick, --pairs a,b,… (veth, wg-wg, ks-ks, other, ks-wg, wg-ks),
  * --ping-count N (default 50), --udp-rate R (iperf3 -b, default 2G), --profile (adds a kubespand↔kubespand
  * run under node --cpu-prof and prints where the time goes), --out DIR (default bench/results),
  * --other-build DIR [--other-label NAME]: a second built kubespand checkout (e.g. `git archive` of an
@@ -25,7 +25,7 @@ import { fileStamp, gitHead, RESULTS_DIR } from './lib/paths.js';
 import { describeMachine, machineInfo } from './lib/proc.js';
 import { costTable, renderMarkdown, renderText, throughputTable } from './lib/report.js';
 
-const USAGE = 'usage: node dist/bench/run.js [--duration S] [--quick] [--pairs veth,wg-wg,ks-ks,other,ks-wg,wg-ks] [--ping-count N] [--udp-rate 2G] [--profile] [--out DIR] [--other-build DIR [--other-label NAME]]';
+const USAGE = 'usage: node dist/bench/run.js [--duration S] [--repeat N] [--quick] [--pairs veth,wg-wg,ks-ks,other,ks-wg,wg-ks] [--ping-count N] [--udp-rate 2G] [--profile] [--out DIR] [--other-build DIR [--other-label NAME]]';
 
 function fail(message: string): never {
   process.stderr.write(`bench: ${message}\n${USAGE}\n`);
@@ -68,6 +68,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       duration: { type: 'string' },
+      repeat: { type: 'string', default: '1' },
       quick: { type: 'boolean', default: false },
       pairs: { type: 'string' },
       'ping-count': { type: 'string' },
@@ -85,6 +86,7 @@ async function main(): Promise<void> {
     return;
   }
   const durationS = values.duration !== undefined ? positiveInt('duration', values.duration) : values.quick ? 2 : 10;
+  const repeat = positiveInt('repeat', values.repeat);
   const pingCount = values['ping-count'] !== undefined ? positiveInt('ping-count', values['ping-count']) : values.quick ? 20 : 50;
   if (!/^\d+(\.\d+)?[KMG]?$/.test(values['udp-rate'])) fail(`--udp-rate: expected an iperf3 rate such as 2G or 800M, got ${JSON.stringify(values['udp-rate'])}`);
   const otherDir = values['other-build'] !== undefined ? resolve(values['other-build']) : null;
@@ -101,15 +103,15 @@ async function main(): Promise<void> {
   const stamp = fileStamp();
   const machine = machineInfo();
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
-  log(`bench: ${durationS} s per iperf3 figure, ${pingCount} pings, UDP offered ${values['udp-rate']}; ${describeMachine(machine)}`);
+  log(`bench: ${durationS} s per iperf3 figure${repeat > 1 ? ` (best of ${repeat})` : ''}, ${pingCount} pings, UDP offered ${values['udp-rate']}; ${describeMachine(machine)}`);
   const started = new Date();
-  const opts: NetnsBenchOptions = { durationS, pingCount, udpRate: values['udp-rate'], pairs, profile: values.profile, profileOut: out, profileStamp: stamp, otherBuild, log };
+  const opts: NetnsBenchOptions = { durationS, repeat, pingCount, udpRate: values['udp-rate'], pairs, profile: values.profile, profileOut: out, profileStamp: stamp, otherBuild, log };
   const result = await runNetnsBench(opts);
   const finished = new Date();
 
   const tables = [throughputTable(result.pairs), costTable(result.pairs)];
   const notes = result.pairs.flatMap((p) => p.notes.map((n) => `${p.label}: ${n}`));
-  const head = `${started.toISOString()} · ${describeMachine(machine)} · kubespand ${gitHead() ?? '?'} · ${durationS} s per figure`;
+  const head = `${started.toISOString()} · ${describeMachine(machine)} · kubespand ${gitHead() ?? '?'} · ${durationS} s per figure${repeat > 1 ? `, best of ${repeat}` : ''}`;
   const text = [head, '', ...tables.map(renderText).flatMap((t) => [t, ''])];
   if (notes.length > 0) text.push('notes:', ...notes.map((n) => `  ${n}`), '');
   const md = [`${head}`, '', ...tables.map(renderMarkdown).flatMap((t) => [t, ''])];
@@ -134,7 +136,7 @@ async function main(): Promise<void> {
     commit: gitHead(),
     machine,
     loadAverageAtEnd: machineInfo().loadAverage,
-    options: { durationS, pingCount, udpRate: values['udp-rate'], pairs, profile: values.profile, otherBuild },
+    options: { durationS, repeat, pingCount, udpRate: values['udp-rate'], pairs, profile: values.profile, otherBuild },
     tag: result.tag,
     pairs: result.pairs,
     profile: result.profile,
