@@ -61,6 +61,8 @@ export function levelFromEnv(value: string | undefined, fallback: LevelWithSilen
       return 'warn';
     case 'error':
       return 'error';
+    case 'fatal':
+      return 'fatal';
     case 'silent':
       return 'silent';
     default:

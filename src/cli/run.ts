@@ -131,7 +131,9 @@ export const runCommand: Command = {
       return 1;
     }
     // the command line, then the environment, override the file (also across reloads)
-    const envLevel = process.env.LOG_LEVEL ? levelFromEnv(process.env.LOG_LEVEL, rc.logLevel) : undefined;
+    // LOG_LEVEL takes wireguard-go's words too (verbose = debug); an unknown word is ignored
+    const envText = process.env.LOG_LEVEL?.trim().toLowerCase();
+    const envLevel = envText && (envText === 'verbose' || (LOG_LEVELS as readonly string[]).includes(envText)) ? levelFromEnv(envText) : undefined;
     const levelOverride = (flagLevel ?? envLevel) as LogLevel | undefined;
     const scrubber = new SecretScrubber();
     registerSecrets(scrubber, rc);
