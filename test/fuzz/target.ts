@@ -25,6 +25,8 @@ export interface FuzzTarget<Input, Context = void> {
   finish?(context: Context): void | Promise<void>;
   /** True when `check` returns a promise. */
   async?: boolean;
+  /** One line about what the run exercised (drop reasons seen, …), for the bench report. */
+  summary?(context: Context): string;
 }
 
 /** Any target, with its input and context types erased (for tables of targets). */
@@ -44,6 +46,7 @@ export interface RunResult {
   cases: number;
   ms: number;
   seed: number;
+  summary: string;
 }
 
 /**
@@ -79,7 +82,7 @@ export async function runTarget(target: AnyFuzzTarget, opts: RunOptions): Promis
     );
   }
   await target.finish?.(context);
-  return { target: target.name, cases: opts.numRuns, ms: performance.now() - started, seed };
+  return { target: target.name, cases: opts.numRuns, ms: performance.now() - started, seed, summary: target.summary?.(context) ?? '' };
 }
 
 /** Asserts `cond`, throwing `message` (a string or a function building it lazily) when false. */

@@ -321,12 +321,16 @@ export interface HostileCase {
   datagram: HostileDatagram;
   source: Source;
   advanceMs: number;
+  /** How many times the datagram is built and sent in the same millisecond (a burst: meets the rate limiter). */
+  burst?: number;
 }
 
 const receiverArb: fc.Arbitrary<Receiver> = fc.oneof(fc.record({ live: fc.nat() }), fc.record({ random: fc.integer({ min: 0, max: 0xffffffff }) }));
 
 const sourceArb: fc.Arbitrary<Source> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('attacker4' as const), a: fc.integer({ min: 0, max: 0xffff }), port: fc.integer({ min: 1, max: 65535 }) }) },
+  // a few sources that come back: they collect cookies, then send valid mac2 and meet the rate limiter
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('attacker4' as const), a: fc.integer({ min: 0, max: 7 }), port: fc.constantFrom(1000, 2000) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('attacker4' as const), a: fc.integer({ min: 0, max: 0xffff }), port: fc.integer({ min: 1, max: 65535 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('attacker6' as const), a: fc.integer({ min: 0, max: 0xffff }), port: fc.integer({ min: 1, max: 65535 }) }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'legit' as const }) },
 );
@@ -354,7 +358,12 @@ const hostileArb: fc.Arbitrary<HostileDatagram> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('mutant' as const), index: fc.nat(), mutation: mutationArb }) },
 );
 
-export const hostileCaseArb: fc.Arbitrary<HostileCase> = fc.record({ datagram: hostileArb, source: sourceArb, advanceMs: fc.integer({ min: 0, max: 40 }) });
+export const hostileCaseArb: fc.Arbitrary<HostileCase> = fc.record({
+  datagram: hostileArb,
+  source: sourceArb,
+  advanceMs: fc.integer({ min: 0, max: 40 }),
+  burst: fc.oneof({ weight: 6, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.integer({ min: 2, max: 12 }) }),
+});
 
 function sourceEndpoint(s: Source): Endpoint {
   switch (s.kind) {
@@ -413,6 +422,10 @@ export function buildHostile(bed: DeviceFuzzBed, d: HostileDatagram, src: Endpoi
 /** Feeds one hostile case and checks the contract; exported for the netns-free unit tests. */
 export function feedHostile(bed: DeviceFuzzBed, c: HostileCase): void {
   bed.advance(c.advanceMs);
+  for (let i = 0; i < (c.burst ?? 1); i++) feedOne(bed, c);
+}
+
+function feedOne(bed: DeviceFuzzBed, c: HostileCase): void {
   bed.cases++;
   const src = sourceEndpoint(c.source);
   const data = buildHostile(bed, c.datagram, src);
@@ -452,6 +465,10 @@ export const deviceDatagramTarget: FuzzTarget<HostileCase, DeviceFuzzBed> = {
   setup: (seed) => new DeviceFuzzBed(seed),
   arbitrary: () => hostileCaseArb,
   check: feedHostile,
+  summary(bed) {
+    const drops = [...bed.dut.drops.entries()].sort((a, b) => b[1] - a[1]).map(([r, n]) => `${r} ${n}`);
+    return `cookie replies ${bed.cookieReplies}; drops: ${drops.join(', ')}`;
+  },
   finish(bed) {
     // quiet sources are forgotten by the rate limiter's 1 s garbage collection
     bed.advance(2_000);
