@@ -60,7 +60,7 @@ function leftovers(tag: string): string[] {
 
 let out: string;
 beforeAll(() => {
-  for (const f of ['run.js', 'micro.js', 'scale.js', 'scale-peers.js', 'kubespand-profiled.js']) {
+  for (const f of ['run.js', 'micro.js', 'scale.js', 'scale-peers.js', 'kubespand-profiled.js', 'profile-summary.js']) {
     if (!existsSync(join(DIST, f))) throw new Error(`${join(DIST, f)} is missing: run "npm run build" before the netns tests`);
   }
   out = mkdtempSync(join(tmpdir(), 'ksb-smoke-'));
@@ -207,7 +207,7 @@ describe('npm run bench (netns harness), 2 s per figure', () => {
     expect(wgRow.split('|')[2]!.trim()).toBe(wg.tests.tcp1!.mbps!.toFixed(0));
   });
 
-  it('profiles both kubespand daemons under load and names our own functions', () => {
+  it('profiles both kubespand daemons under load and names our own functions', async () => {
     const prof = report.profile!;
     expect(prof.notes).toEqual([]);
     expect(prof.mbps!).toBeGreaterThan(0);
@@ -221,6 +221,12 @@ describe('npm run bench (netns harness), 2 s per figure', () => {
     }
     expect(existsSync(prof.files.sender!)).toBe(true);
     expect(run.stdout).toContain('sender (a: TUN → encrypt → UDP)');
+    // the standalone summary of the kept profile agrees with the harness's
+    const again = await runNode('profile-summary.js', [prof.files.sender!, '--json'], 30_000);
+    expect(again.code, again.stderr).toBe(0);
+    const summary = JSON.parse(again.stdout) as { busyMs: number; functions: { name: string }[] };
+    expect(summary.busyMs).toBeCloseTo(prof.sender!.busyMs, 6);
+    expect(summary.functions[0]!.name).toBe(prof.sender!.functions[0]!.name);
   });
 
   it('leaves no namespace, daemon socket or process behind', () => {
