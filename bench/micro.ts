@@ -21,6 +21,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { CryptoProvider } from '../src/noise/crypto.js';
 import { AllowedIps, formatPrefix, maskPrefix, type Prefix } from '../src/noise/allowed-ips.js';
@@ -368,7 +369,7 @@ async function main(): Promise<void> {
   else process.stdout.write(`${formatMicro(report)}\n\nMarkdown:\n\n${formatMicroMarkdown(report)}\n\nwrote ${path}\n`);
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   main().catch((err) => {
     process.stderr.write(`micro: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(1);
