@@ -66,8 +66,10 @@ export const RATE_LIMIT_BURST = 5;
 export const REKEY_TIMEOUT_JITTER_MAX_MS = 334;
 /** Packets staged per peer while a handshake is pending; the oldest is dropped when full. */
 export const MAX_STAGED_PACKETS = 128;
-/** Device is "under load" when this many handshake messages arrive within one tick window. */
-export const UNDER_LOAD_HANDSHAKES = 128;
+/** Under load when this many handshake initiations arrive within one second (see DeviceCore.noteInitiationArrival). */
+export const UNDER_LOAD_HANDSHAKES = 1024;
+/** … or when consuming initiations took this much of the last second: the thread no longer keeps up. */
+export const UNDER_LOAD_BUSY_MS = 500;
 /** A device stays under load for this long after the last detection. */
 export const UNDER_LOAD_AFTER_TIME_MS = 1_000;
 /** The shell calls tick() this often. */

@@ -33,6 +33,7 @@ import {
   TAG_SIZE,
   UNDER_LOAD_AFTER_TIME_MS,
   UNDER_LOAD_HANDSHAKES,
+  UNDER_LOAD_BUSY_MS,
   ZERO_KEY_MATERIAL_AFTER_MS,
   DEFAULT_MTU,
 } from './constants.js';
@@ -164,6 +165,7 @@ export class DeviceCore {
   private underLoadUntil = -Infinity;
   private handshakeWindowStart = -Infinity;
   private handshakeWindowCount = 0;
+  private handshakeWindowBusyMs = 0;
   private lastGcAt = -Infinity;
   /** Drop counters by reason. */
   readonly drops = new Map<DropReason, number>();
@@ -472,15 +474,34 @@ export class DeviceCore {
     return now < this.underLoadUntil;
   }
 
-  /** Counts handshake messages per second; at the threshold the device is under load for 1 s more. */
-  private noteHandshakeArrival(now: number): void {
+  /**
+   * wireguard-go is under load when 128 handshake messages wait in its queue, i.e. when handshakes
+   * arrive faster than it can process them. One thread has no queue to look at, so the analogue is
+   * measured: within a one-second window, either the time spent consuming initiations reaches
+   * UNDER_LOAD_BUSY_MS (the thread can no longer keep up), or the number of initiations reaches
+   * `underLoadHandshakes`. Responses do not count: we only consume those that answer our own pending
+   * initiation, which a flood cannot forge. Under load lasts 1 s after the last detection.
+   */
+  private noteInitiationArrival(now: number, busyMs = 0): void {
     if (now - this.handshakeWindowStart >= 1000) {
       this.handshakeWindowStart = now;
       this.handshakeWindowCount = 0;
+      this.handshakeWindowBusyMs = 0;
     }
     this.handshakeWindowCount++;
-    if (this.handshakeWindowCount >= this.underLoadHandshakes) {
+    this.handshakeWindowBusyMs += busyMs;
+    if (this.handshakeWindowCount >= this.underLoadHandshakes || this.handshakeWindowBusyMs >= UNDER_LOAD_BUSY_MS) {
       if (!this.isUnderLoad(now)) this.emit({ kind: 'under-load', until: now + UNDER_LOAD_AFTER_TIME_MS });
+      this.underLoadUntil = now + UNDER_LOAD_AFTER_TIME_MS;
+    }
+  }
+
+  /** Adds the time spent on one initiation to the current window (measured by the caller). */
+  private noteInitiationBusy(startedAt: number): void {
+    const now = this.clock.now();
+    this.handshakeWindowBusyMs += now - startedAt;
+    if (this.handshakeWindowBusyMs >= UNDER_LOAD_BUSY_MS && !this.isUnderLoad(now)) {
+      this.emit({ kind: 'under-load', until: now + UNDER_LOAD_AFTER_TIME_MS });
       this.underLoadUntil = now + UNDER_LOAD_AFTER_TIME_MS;
     }
   }
@@ -491,7 +512,7 @@ export class DeviceCore {
       this.countDrop('invalid-mac1', null);
       return false;
     }
-    this.noteHandshakeArrival(now);
+    if (msg.type === 'initiation') this.noteInitiationArrival(now);
     if (!this.isUnderLoad(now)) return true;
     const source = cookieSource(parseIp(from.address), from.port);
     if (!this.checker.checkMac2(msg.bytes, source, now)) {
@@ -514,6 +535,15 @@ export class DeviceCore {
       return;
     }
     if (!this.admitHandshake(msg, from, now)) return;
+    try {
+      this.consumeAndRespond(msg, from, now);
+    } finally {
+      this.noteInitiationBusy(now);
+    }
+  }
+
+  private consumeAndRespond(msg: InitiationMessage, from: Endpoint, now: number): void {
+    if (!this.privateKey || !this.publicKey) return;
     const local = { privateKey: this.privateKey, publicKey: this.publicKey };
     const result = consumeInitiation(this.crypto, local, msg, (remoteStatic) => {
       const peer = this.getPeer(remoteStatic);

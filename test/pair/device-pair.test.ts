@@ -346,3 +346,15 @@ describe('pair: large batches', () => {
     expect(pair.a.drops).not.toContain('staged-overflow');
   });
 });
+
+describe('pair: what counts as load', () => {
+  it('responses to our own initiations never put the device under load (only initiations do)', () => {
+    const pair = new CorePair({ underLoadHandshakes: 1 });
+    // b initiates; a answers; b consumes the response without sending a cookie reply
+    pair.b.core.sendHandshakeInitiation(pair.peerOf(pair.b), false);
+    pair.flush();
+    expect(pair.sentOfType(COOKIE)).toHaveLength(0);
+    expect(pair.b.core.isUnderLoad()).toBe(false);
+    expect(pair.peerOf(pair.b).keypairs.current).not.toBeNull();
+  });
+});
