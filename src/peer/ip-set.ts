@@ -40,6 +40,21 @@ function normalise(ranges: Range[]): Range[] {
   return out;
 }
 
+/** Union of two normalised lists in one linear merge. */
+function mergeNormalised(a: Range[], b: Range[]): Range[] {
+  const out: Range[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    const next = j >= b.length || (i < a.length && a[i]![0] <= b[j]![0]) ? a[i++]! : b[j++]!;
+    const last = out[out.length - 1];
+    if (last && next[0] <= last[1] + 1n) {
+      if (next[1] > last[1]) last[1] = next[1];
+    } else out.push([next[0], next[1]]);
+  }
+  return out;
+}
+
 function subtract(a: Range[], b: Range[]): Range[] {
   const out: Range[] = [];
   for (const [s0, e0] of a) {
@@ -61,15 +76,26 @@ function subtract(a: Range[], b: Range[]): Range[] {
   return out;
 }
 
-function intersects(a: Range[], b: Range[]): boolean {
-  for (const [s0, e0] of a) for (const [s1, e1] of b) if (s0 <= e1 && s1 <= e0) return true;
-  return false;
+/** Both lists are sorted and merged: walk them together (linear, not quadratic). */
+function intersect(a: Range[], b: Range[], firstOnly = false): Range[] {
+  const out: Range[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) {
+    const [s0, e0] = a[i]!;
+    const [s1, e1] = b[j]!;
+    if (s0 <= e1 && s1 <= e0) {
+      out.push([s0 > s1 ? s0 : s1, e0 < e1 ? e0 : e1]);
+      if (firstOnly) return out;
+    }
+    if (e0 < e1) i++;
+    else j++;
+  }
+  return out;
 }
 
-function intersect(a: Range[], b: Range[]): Range[] {
-  const out: Range[] = [];
-  for (const [s0, e0] of a) for (const [s1, e1] of b) if (s0 <= e1 && s1 <= e0) out.push([s0 > s1 ? s0 : s1, e0 < e1 ? e0 : e1]);
-  return normalise(out);
+function intersects(a: Range[], b: Range[]): boolean {
+  return intersect(a, b, true).length > 0;
 }
 
 /** Minimal list of CIDR blocks exactly covering a range. */
@@ -105,14 +131,14 @@ export class IpSet {
 
   add(prefix: Prefix | string): this {
     const p = typeof prefix === 'string' ? parsePrefix(prefix) : prefix;
-    if (p.address.length === 4) this.v4 = normalise([...this.v4, prefixRange(p)]);
-    else this.v6 = normalise([...this.v6, prefixRange(p)]);
+    if (p.address.length === 4) this.v4 = mergeNormalised(this.v4, [prefixRange(p)]);
+    else this.v6 = mergeNormalised(this.v6, [prefixRange(p)]);
     return this;
   }
 
   addSet(other: IpSet): this {
-    this.v4 = normalise([...this.v4, ...other.v4]);
-    this.v6 = normalise([...this.v6, ...other.v6]);
+    this.v4 = mergeNormalised(this.v4, other.v4);
+    this.v6 = mergeNormalised(this.v6, other.v6);
     return this;
   }
 
@@ -131,6 +157,11 @@ export class IpSet {
     s.v4 = intersect(this.v4, other.v4);
     s.v6 = intersect(this.v6, other.v6);
     return s;
+  }
+
+  /** The merged ranges, IPv4 then IPv6, tagged by family (read-only; for sweeps over many sets). */
+  ranges(): { family: 4 | 6; start: bigint; end: bigint }[] {
+    return [...this.v4.map(([start, end]) => ({ family: 4 as const, start, end })), ...this.v6.map(([start, end]) => ({ family: 6 as const, start, end }))];
   }
 
   get isEmpty(): boolean {

@@ -24,7 +24,7 @@ function hostPrefix(address: string): string {
 export function buildPeerSpecs(affiliates: DiscoveredAffiliate[], localPublicKey: string, localNodeId?: string): PeerSpecResult {
   const result: PeerSpecResult = { specs: [], overlaps: [], skipped: [] };
   const sorted = [...affiliates].sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
-  const assigned: { publicKey: string; set: IpSet }[] = [];
+  const candidates: { affiliate: DiscoveredAffiliate; publicKey: string; set: IpSet }[] = [];
   const seenKeys = new Set<string>();
   for (const affiliate of sorted) {
     const ks = affiliate.kubespan;
@@ -45,30 +45,70 @@ export function buildPeerSpecs(affiliates: DiscoveredAffiliate[], localPublicKey
       result.skipped.push({ nodeId: affiliate.nodeId, reason: `bad address: ${err instanceof Error ? err.message : String(err)}` });
       continue;
     }
-    // overlap resolution: earlier peers keep their ranges
-    const keptBy: string[] = [];
-    let removed = new IpSet();
-    for (const prior of assigned) {
-      if (set.overlaps(prior.set)) {
-        const overlap = set.intersection(prior.set);
-        removed = removed.addSet(overlap);
-        keptBy.push(prior.publicKey);
-      }
-    }
-    if (!removed.isEmpty) {
-      set.removeSet(removed);
-      result.overlaps.push({ publicKey: ks.publicKey, label: affiliate.nodename || affiliate.hostname, removed: removed.cidrs(), keptBy });
-    }
     seenKeys.add(ks.publicKey);
-    assigned.push({ publicKey: ks.publicKey, set });
+    candidates.push({ affiliate, publicKey: ks.publicKey, set });
+  }
+
+  // overlap resolution: earlier peers keep their ranges. A sweep over all ranges finds the few peers
+  // that overlap anybody (O(n log n)); the exact pairwise rule then runs over those only.
+  const involved = overlappingCandidates(candidates.map((c) => c.set));
+  const assigned: { publicKey: string; set: IpSet }[] = [];
+  candidates.forEach((c, index) => {
+    const { affiliate, publicKey, set } = c;
+    if (involved.has(index)) {
+      const keptBy: string[] = [];
+      let removed = new IpSet();
+      for (const prior of assigned) {
+        if (set.overlaps(prior.set)) {
+          removed = removed.addSet(set.intersection(prior.set));
+          keptBy.push(prior.publicKey);
+        }
+      }
+      if (!removed.isEmpty) {
+        set.removeSet(removed);
+        result.overlaps.push({ publicKey, label: affiliate.nodename || affiliate.hostname, removed: removed.cidrs(), keptBy });
+      }
+      assigned.push({ publicKey, set });
+    }
     result.specs.push({
-      publicKey: ks.publicKey,
-      address: ks.address,
+      publicKey,
+      address: affiliate.kubespan!.address,
       allowedIps: set.cidrs(),
       endpoints: affiliate.endpoints.map((e) => ({ address: e.address, port: e.port })),
       label: affiliate.nodename || affiliate.hostname,
       affiliateId: affiliate.nodeId,
     });
-  }
+  });
   return result;
+}
+
+/** Indexes of the sets that overlap at least one other set (a sweep over every range, by start). */
+function overlappingCandidates(sets: IpSet[]): Set<number> {
+  const all: { family: 4 | 6; start: bigint; end: bigint; owner: number }[] = [];
+  sets.forEach((set, owner) => {
+    for (const r of set.ranges()) all.push({ ...r, owner });
+  });
+  all.sort((a, b) => (a.family !== b.family ? a.family - b.family : a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  const involved = new Set<number>();
+  let family = 0;
+  let maxEnd = -1n;
+  let maxOwner = -1;
+  for (const r of all) {
+    if (r.family !== family) {
+      family = r.family;
+      maxEnd = -1n;
+      maxOwner = -1;
+    }
+    // a set's own ranges are merged and disjoint, so starting inside the furthest-reaching earlier
+    // range means overlapping another set; every owner in an overlap gets marked this way
+    if (r.start <= maxEnd) {
+      involved.add(r.owner);
+      involved.add(maxOwner);
+    }
+    if (r.end > maxEnd) {
+      maxEnd = r.end;
+      maxOwner = r.owner;
+    }
+  }
+  return involved;
 }

@@ -54,6 +54,26 @@ describe('buildPeerSpecs', () => {
   });
 });
 
+describe('buildPeerSpecs overlap rule on random clusters', () => {
+  it('gives every address to exactly one peer and loses nothing but duplicates', () => {
+    const prefix = fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 22, max: 32 })).map(([b, c, bits]) => `10.0.${b}.${c}/${bits}`);
+    fc.assert(
+      fc.property(fc.array(fc.array(prefix, { maxLength: 4 }), { minLength: 1, maxLength: 12 }), (peers) => {
+        const affs = peers.map((extra, i) => aff(`n${String(i).padStart(2, '0')}`, `K${i}`, [`192.0.2.${i + 1}`], { additionalAddresses: extra, address: `fd00::${i + 1}` }));
+        const r = buildPeerSpecs(affs, 'L');
+        const sets = r.specs.map((sp) => IpSet.of(sp.allowedIps));
+        for (let i = 0; i < sets.length; i++) for (let j = i + 1; j < sets.length; j++) expect(sets[i]!.overlaps(sets[j]!)).toBe(false);
+        const want = new IpSet();
+        for (const a of affs) want.addSet(IpSet.of([...a.kubespan!.additionalAddresses, ...a.addresses.map((x) => `${x}/32`), `${a.kubespan!.address}/128`]));
+        const got = new IpSet();
+        for (const s of sets) got.addSet(s);
+        expect(got.cidrs()).toEqual(want.cidrs());
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
 describe('IpSet', () => {
   it('covers ranges with the minimal CIDR list', () => {
     const s = IpSet.of(['10.0.0.0/24']).removeSet(IpSet.of(['10.0.0.7/32']));
