@@ -20,6 +20,7 @@ import { parsePrefix } from '../../src/noise/allowed-ips.js';
 import { clampPrivateKey } from '../../src/noise/keys.js';
 import { readCounter, readU32LE, writeU32LE } from '../../src/noise/bytes.js';
 import {
+  COOKIE_REFRESH_TIME_MS,
   MESSAGE_COOKIE_REPLY_SIZE,
   MESSAGE_COOKIE_REPLY_TYPE,
   MESSAGE_INITIATION_SIZE,
@@ -428,6 +429,15 @@ export function feedHostile(bed: DeviceFuzzBed, c: HostileCase): void {
 function feedOne(bed: DeviceFuzzBed, c: HostileCase): void {
   bed.cases++;
   const src = sourceEndpoint(c.source);
+  // a cookie is only as good as the responder's secret it came from (rotated lazily after 120 s)
+  const checker = (bed.dut as unknown as { checker: { secret: Uint8Array | null; secretSetAt: number } }).checker;
+  const gen = bed.attacker(src) as unknown as { cookieSetAt: number };
+  const hadCookie =
+    src !== LEGIT_ENDPOINT &&
+    bed.attacker(src).hasFreshCookie(bed.clock.now()) &&
+    checker.secret !== null &&
+    bed.clock.now() - checker.secretSetAt < COOKIE_REFRESH_TIME_MS &&
+    gen.cookieSetAt >= checker.secretSetAt;
   const data = buildHostile(bed, c.datagram, src);
   bed.dutOut = [];
   const before = snapshot(bed.dutPeer);
@@ -455,6 +465,10 @@ function feedOne(bed: DeviceFuzzBed, c: HostileCase): void {
     }
   } else {
     expectThat(bed.lastDrop !== 'under-load-cookie-sent', () => `${what()}: counted a cookie reply that was not sent`);
+  }
+  // a message built with a fresh cookie carries a valid mac2: it is never answered with another cookie
+  if (c.datagram.kind === 'mac1-garbage' && hadCookie) {
+    expectThat(bed.lastDrop !== 'under-load-cookie-sent', () => `${what()}: a valid mac2 (fresh cookie) got another cookie reply`);
   }
   bed.dutOut = [];
 }
