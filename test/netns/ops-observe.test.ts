@@ -5,7 +5,8 @@
  * n1 runs at --log-level debug with metrics on 10.246.0.1:9100 and reaches discovery through an
  * authenticating HTTP CONNECT proxy (tinyproxy with BasicAuth in the hub), so its proxy credentials
  * are in play. A made-up peer with its own preshared key is set through the UAPI (`wg set`), so a PSK
- * also passes through the daemon's debug logging. Secrets looked for, in base64, base64url and hex:
+ * also passes through the daemon's debug logging. A ghost affiliate whose endpoint answers nothing
+ * gives handshake attempts and failures to count. Secrets looked for, in base64, base64url and hex:
  * n1's private key, the cluster secret, that PSK; and the proxy password, user:password and its
  * Basic-auth encoding.
  */
@@ -15,7 +16,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { eventually, sleep, type Spawned } from '../support/netns.js';
-import { genKeyPair, wgSetPeer } from '../support/wg-impl.js';
+import { genKeyPair, REPO_ROOT, wgSetPeer } from '../support/wg-impl.js';
+import { eui64Address, kubespanPrefix } from '../../src/kubespan/identity.js';
 import { BIN, HUB_IP, httpGet, nodeIn, OpsMesh, type OpsNode } from './ops-support.js';
 
 let mesh: OpsMesh;
@@ -26,6 +28,8 @@ const PROXY_USER = 'kso-operator';
 const PROXY_PASSWORD = `pw-${randomBytes(9).toString('base64url')}`;
 const injectedPsk = randomBytes(32);
 const injectedPeer = genKeyPair().publicKey;
+/** A Talos-shaped affiliate whose only endpoint answers nothing: handshakes to it are attempted and fail. */
+const ghost = genKeyPair().publicKey;
 let secrets: Record<string, string> = {};
 
 function b64variants(name: string, bytes: Uint8Array): Record<string, string> {
@@ -80,6 +84,18 @@ describe('operations: metrics, logs and status of a running node', () => {
       'proxy user:password': `${PROXY_USER}:${PROXY_PASSWORD}`,
       'proxy Basic credentials': Buffer.from(`${PROXY_USER}:${PROXY_PASSWORD}`).toString('base64'),
     };
+    // the ghost: published to discovery with an endpoint where nobody listens
+    const ghostUla = eui64Address(kubespanPrefix(mesh.clusterId), '02:00:00:00:00:99').split('/')[0]!;
+    mesh.topo.spawn(mesh.hub, process.execPath, [
+      join(REPO_ROOT, 'test', 'support', 'publish-affiliate.mjs'),
+      JSON.stringify({
+        endpoint: `http://${HUB_IP}:3000/`,
+        clusterId: mesh.clusterId,
+        clusterSecret: mesh.clusterSecret,
+        affiliate: { nodeId: 'ghost', addresses: [ghostUla], hostname: 'ghost.test', nodename: 'ghost', machineType: 'worker', operatingSystem: 'Talos (v1.11.0)', kubespan: { publicKey: ghost, address: ghostUla, additionalAddresses: [], excludeAdvertisedAddresses: [] } },
+        endpoints: [{ address: '10.246.0.99', port: 51820 }],
+      }),
+    ]);
     // a PSK through the UAPI: a made-up peer the daemon will remove again at its next pass
     wgSetPeer(mesh.topo, n1.ns, n1.ifname, { publicKey: injectedPeer, presharedKey: injectedPsk.toString('base64'), allowedIPs: ['10.99.0.1/32'] });
     // traffic over the tunnel, and datagrams the core must drop (too short to be WireGuard)
@@ -96,16 +112,20 @@ describe('operations: metrics, logs and status of a running node', () => {
     const id2 = mesh.identity(n2);
     const tag2 = `peer(${id2.publicKey.slice(0, 4)}…${id2.publicKey.slice(39, 43)})`;
     const url = `http://${n1.ip}:9100/metrics`;
+    const ghostLabels = { peer: `peer(${ghost.slice(0, 4)}…${ghost.slice(39, 43)})`, label: 'ghost' };
     const r = await eventually(() => {
       const got = httpGet(mesh.topo, n1.ns, url);
-      return (metricValue(got.body, 'kubespand_dropped_packets_total', { reason: 'too-short' }) ?? 0) >= 5 ? got : false;
-    }, 10_000, 500);
+      const drops = metricValue(got.body, 'kubespand_dropped_packets_total', { reason: 'too-short' }) ?? 0;
+      const failures = metricValue(got.body, 'kubespand_peer_handshake_failures_total', ghostLabels) ?? 0;
+      return drops >= 5 && failures >= 1 ? got : false;
+    }, 30_000, 500);
     expect(r.status).toBe(200);
     expect(r.type).toMatch(/^text\/plain; version=0\.0\.4/);
     const body = r.body;
     const peer = { peer: tag2, label: 'n2' };
     expect(metricValue(body, 'kubespand_build_info', { version: '0.1.0' })).toBe(1);
     expect(metricValue(body, 'kubespand_peers', { state: 'up' })).toBe(1);
+    expect(metricValue(body, 'kubespand_peers', { state: 'unknown' })).toBe(1);
     expect(metricValue(body, 'kubespand_peer_state', { ...peer, state: 'up' })).toBe(1);
     expect(metricValue(body, 'kubespand_peer_state', { ...peer, state: 'down' })).toBe(0);
     // five 84-byte echo replies at least, each in a WireGuard transport message
@@ -116,13 +136,18 @@ describe('operations: metrics, logs and status of a running node', () => {
     expect(ageSeconds).toBeLessThan(150);
     expect(metricValue(body, 'kubespand_peer_last_handshake_timestamp_seconds', peer)).toBeGreaterThan(Date.now() / 1000 - 150);
     expect(metricValue(body, 'kubespand_peer_handshakes_total', peer)).toBeGreaterThanOrEqual(1);
-    expect(metricValue(body, 'kubespand_peer_handshake_attempts_total', peer)).toBeGreaterThanOrEqual(0);
-    expect(metricValue(body, 'kubespand_peer_handshake_failures_total', peer)).toBeGreaterThanOrEqual(0);
+    // the ghost: initiations sent every 5 s, each left unanswered; never a handshake, so no age
+    expect(metricValue(body, 'kubespand_peer_state', { ...ghostLabels, state: 'unknown' })).toBe(1);
+    expect(metricValue(body, 'kubespand_peer_handshake_attempts_total', ghostLabels)).toBeGreaterThanOrEqual(2);
+    expect(metricValue(body, 'kubespand_peer_handshake_failures_total', ghostLabels)).toBeGreaterThanOrEqual(1);
+    expect(metricValue(body, 'kubespand_peer_handshakes_total', ghostLabels)).toBe(0);
+    expect(metricValue(body, 'kubespand_peer_last_handshake_age_seconds', ghostLabels)).toBeUndefined();
+    expect(metricValue(body, 'kubespand_peer_handshake_failures_total', peer)).toBe(0);
     expect(metricValue(body, 'kubespand_peer_endpoint_changes_total', peer)).toBeGreaterThanOrEqual(1);
     expect(metricValue(body, 'kubespand_dropped_packets_total', { reason: 'too-short' })).toBeGreaterThanOrEqual(5);
     expect(metricValue(body, 'kubespand_discovery_connection_state', { state: 'connected' })).toBe(1);
     expect(metricValue(body, 'kubespand_discovery_connection_state', { state: 'backoff' })).toBe(0);
-    expect(metricValue(body, 'kubespand_discovery_affiliates')).toBe(1);
+    expect(metricValue(body, 'kubespand_discovery_affiliates')).toBe(2);
     expect(metricValue(body, 'kubespand_discovery_client_events_total', { event: 'hellos' })).toBeGreaterThanOrEqual(1);
     expect(metricValue(body, 'kubespand_reconcile_passes_total')).toBeGreaterThanOrEqual(1);
     expect(metricValue(body, 'kubespand_device_datagrams_received_total')).toBeGreaterThan(5);
@@ -142,10 +167,11 @@ describe('operations: metrics, logs and status of a running node', () => {
     const id2 = mesh.identity(n2);
     const text = mesh.ctl(n1, ['status']);
     expect(text).toMatch(/^kubespand v0\.1\.0 {2}node n1 \(n1\.test\) {2}up \d/m);
-    expect(text).toMatch(new RegExp(`^discovery {2}connected {2}http://${HUB_IP}:3000/ {2}1 affiliate`, 'm'));
+    expect(text).toMatch(new RegExp(`^discovery {2}connected {2}http://${HUB_IP}:3000/ {2}2 affiliates`, 'm'));
     expect(text).toMatch(/^device {5}kso\d+n1 {2}port 51820 {2}mtu 1420/m);
     expect(text).toMatch(new RegExp(`^ops {8}metrics http://${n1.ip.replace(/\./g, '\\.')}:9100/metrics {2}log level debug`, 'm'));
-    expect(text).toMatch(/^peers {6}1 \(1 up, 0 down, 0 unknown\)/m);
+    expect(text).toMatch(/^peers {6}2 \(1 up, 0 down, 1 unknown\)/m);
+    expect(text).toMatch(/^ghost +peer\(.{4}….{4}\) +unknown +10\.246\.0\.99:51820 +never +0 B/m);
     const row = text.split('\n').find((l) => l.startsWith('n2 '));
     expect(row).toBeDefined();
     expect(row).toContain(`peer(${id2.publicKey.slice(0, 4)}…${id2.publicKey.slice(39, 43)})`);
