@@ -232,7 +232,7 @@ export const runCommand: Command = {
         reload: () => reload('control socket'),
       });
       log.info({ controlSocket: control.path }, 'kubespand is running');
-      daemon.onReconciled(() => notifier.status(peerSummary(daemon)));
+      if (notifier.socket) daemon.onReconciled(() => notifier.status(peerSummary(daemon)));
       notifier.notify({ READY: 1, STATUS: peerSummary(daemon), MAINPID: process.pid });
       markStarted(true);
     } catch (err) {

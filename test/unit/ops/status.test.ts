@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatStatus, keyTag, statusCommand, type StatusView } from '../../../src/cli/get.js';
+import { formatStatus, keyTag, reloadCommand, statusCommand, type StatusView } from '../../../src/cli/get.js';
 import { startControlServer, type ControlServer } from '../../../src/kubespan/control.js';
 
 const NOW = 1_800_000_000_000;
@@ -89,13 +89,18 @@ describe('formatStatus', () => {
 describe('kubespand status', () => {
   let dir: string;
   let server: ControlServer;
+  let reloads = 0;
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kso-status-'));
     server = await startControlServer(join(dir, 'control.sock'), {
       get: (kind) => (kind === 'kubespanpeerstatuses' ? PEERS : []),
       status: () => view({ startedAt: Date.now() - 1000 }),
       leave: async () => undefined,
-      reload: async () => ({ changed: [], overridden: [] }),
+      reload: async () => {
+        reloads++;
+        if (reloads === 2) throw new Error('config reload refused, the running configuration is kept: x.yaml: kubespand.listenPort changed; a restart is needed to apply it');
+        return { changed: ['machine.network.kubespan.mtu'], overridden: ['kubespand.logLevel'] };
+      },
     });
   });
   afterAll(async () => {
@@ -125,5 +130,21 @@ describe('kubespand status', () => {
     }
     expect(err.join('')).toContain('-n must be a number of seconds from 0.1 to 3600 (got "0")');
     await expect(statusCommand.run(['--socket', join(dir, 'none.sock')])).rejects.toThrow(`kubespand is not running (no control socket at ${join(dir, 'none.sock')})`);
+  });
+
+  it('reload: prints what changed, or the refusal on stderr with exit 1', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const o = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (out.push(String(chunk)), true));
+    const e = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (err.push(String(chunk)), true));
+    try {
+      expect(await reloadCommand.run(['--socket', server.path])).toBe(0);
+      expect(await reloadCommand.run(['--socket', server.path])).toBe(1);
+    } finally {
+      o.mockRestore();
+      e.mockRestore();
+    }
+    expect(out.join('')).toBe('reloaded; changed: machine.network.kubespan.mtu\nnot applied (overridden by the command line or environment): kubespand.logLevel\n');
+    expect(err.join('')).toContain('kubespand.listenPort changed; a restart is needed to apply it');
   });
 });
