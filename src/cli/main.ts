@@ -24,6 +24,7 @@ const commands: Record<string, Loader> = {
   get: async () => (await import('./get.js')).getCommand,
   status: async () => (await import('./get.js')).statusCommand,
   leave: async () => (await import('./get.js')).leaveCommand,
+  reload: async () => (await import('./get.js')).reloadCommand,
 };
 
 export const VERSION = '0.1.0';
@@ -42,6 +43,7 @@ function usage(): string {
     '  get links [-o table|yaml|json]  the host links with driver, bus path and predictable names (no daemon needed)',
     '  status [-w]                     one-screen summary of the running node',
     '  leave                           delete this node from discovery',
+    '  reload                          re-read the running node\'s config file (like SIGHUP)',
     '  discovery serve|watch           discovery server / affiliate watcher',
     '  validate --config <file.yaml>   check a node config file, report every problem',
     '  gen config --with-kubespan      new cluster id/secret and node config (--from FILE: another node)',
