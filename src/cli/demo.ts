@@ -17,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { eventually, Topology, type Spawned } from '../netns/topology.js';
+import { meshNodeConfig } from '../netns/mesh-config.js';
 import type { Command } from './main.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'kubespand');
@@ -88,28 +89,16 @@ export const demoCommand: Command = {
         const socket = join(dir, 'control.sock');
         writeFileSync(
           config,
-          [
-            'cluster:',
-            `  id: ${clusterId}`,
-            `  secret: ${clusterSecret}`,
-            '  discovery:',
-            '    enabled: true',
-            '    registries:',
-            '      service:',
-            '        endpoint: http://10.240.1.254:3000/',
-            'machine:',
-            '  network:',
-            '    kubespan:',
-            '      enabled: true',
-            'kubespand:',
-            `  nodeName: ${name}`,
-            `  hostname: ${name}.demo`,
-            `  stateDir: ${dir}/state`,
-            `  controlSocket: ${socket}`,
-            `  interface: ks${process.pid % 100000}k${i}`,
-            `  identityLink: ${ifA}`,
-            '',
-          ].join('\n'),
+          meshNodeConfig({
+            clusterId,
+            clusterSecret,
+            discoveryEndpoint: 'http://10.240.1.254:3000/',
+            nodeName: name,
+            stateDir: `${dir}/state`,
+            controlSocket: socket,
+            interface: `ks${process.pid % 100000}k${i}`,
+            identityLink: ifA,
+          }),
           { mode: 0o600 },
         );
         nodes.push({ name, ns, ip, config, socket });

@@ -6,7 +6,7 @@
  *
  * Peek functions return views into the packet (no copy); copy them if you keep them past the packet.
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { formatIp, parseIp } from '../noise/allowed-ips.js';
 
 export const IPV4_HEADER_SIZE = 20;
 export const IPV6_HEADER_SIZE = 40;
@@ -21,75 +21,20 @@ const DEFAULT_TTL = 64;
 
 // ---------------------------------------------------------------- addresses
 
-/** Address text (strict: dotted-quad IPv4 or IPv6, no zone) → 4 or 16 bytes. */
+/** Address text (strict: dotted-quad IPv4 or IPv6, no zone) → 4 or 16 bytes (the allowed-IPs parser). */
 export function ipToBytes(text: string, field = 'address'): Uint8Array {
-  if (isIPv4(text)) return Uint8Array.from(text.split('.').map(Number));
-  if (isIPv6(text) && !text.includes('%')) return ipv6ToBytes(text);
-  throw new Error(`${field}: "${text}" is not a numeric IPv4 or IPv6 address`);
-}
-
-/** Text already validated by net.isIPv6 (no zone) → 16 bytes; handles "::" and a trailing dotted quad. */
-function ipv6ToBytes(text: string): Uint8Array {
-  const groups = (part: string): number[] => {
-    if (part === '') return [];
-    const out: number[] = [];
-    for (const g of part.split(':')) {
-      if (g.includes('.')) {
-        const [a, b, c, d] = g.split('.').map(Number) as [number, number, number, number];
-        out.push((a << 8) | b, (c << 8) | d);
-      } else {
-        out.push(parseInt(g, 16));
-      }
-    }
-    return out;
-  };
-  const gap = text.indexOf('::');
-  let words: number[];
-  if (gap < 0) {
-    words = groups(text);
-  } else {
-    const head = groups(text.slice(0, gap));
-    const tail = groups(text.slice(gap + 2));
-    words = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
+  if (text.includes('%')) throw new Error(`${field}: "${text}" is not a numeric IPv4 or IPv6 address`);
+  try {
+    return parseIp(text, field);
+  } catch {
+    throw new Error(`${field}: "${text}" is not a numeric IPv4 or IPv6 address`);
   }
-  const bytes = new Uint8Array(16);
-  words.forEach((w, i) => {
-    bytes[2 * i] = w >> 8;
-    bytes[2 * i + 1] = w & 0xff;
-  });
-  return bytes;
 }
 
-/**
- * 4 or 16 bytes → canonical text. IPv6 follows RFC 5952: lower-case hex without leading zeros, the
- * longest run (first on a tie) of two or more zero groups as "::", IPv4-mapped addresses as ::ffff:a.b.c.d.
- */
+/** 4 or 16 bytes → canonical address text (RFC 5952; the allowed-IPs formatter). */
 export function bytesToIp(bytes: Uint8Array): string {
-  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
-  if (bytes.length !== 16) throw new Error(`address: expected 4 or 16 bytes, got ${bytes.length}`);
-  const words: number[] = [];
-  for (let i = 0; i < 16; i += 2) words.push((bytes[i]! << 8) | bytes[i + 1]!);
-  if (words.slice(0, 5).every((w) => w === 0) && words[5] === 0xffff) {
-    return `::ffff:${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
-  }
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (ws: number[]): string => ws.map((w) => w.toString(16)).join(':');
-  if (bestLen < 2) return hex(words);
-  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
+  if (bytes.length !== 4 && bytes.length !== 16) throw new Error(`bytesToIp: expected 4 or 16 bytes, got ${bytes.length}`);
+  return formatIp(bytes);
 }
 
 function addressBytes(value: string | Uint8Array, field: string): Uint8Array {

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { eventually, sleep, Topology, type Spawned } from '../support/netns.js';
 import { genKeyPair, REPO_ROOT, wgSet } from '../support/wg-impl.js';
 import { kubespanPrefix, eui64Address } from '../../src/kubespan/identity.js';
+import { meshNodeConfig } from '../../src/netns/mesh-config.js';
 
 const BIN = join(REPO_ROOT, 'bin', 'kubespand');
 
@@ -52,29 +53,17 @@ const nodes: Record<string, Node> = {};
 let firstIdentityOfN3: { address: string; publicKey: string };
 
 function nodeConfig(n: Node, opts: { bypass?: boolean } = {}): string {
-  return [
-    'cluster:',
-    `  id: ${clusterId}`,
-    `  secret: ${clusterSecret}`,
-    '  discovery:',
-    '    enabled: true',
-    '    registries:',
-    '      service:',
-    '        endpoint: http://10.240.1.254:3000/',
-    'machine:',
-    '  network:',
-    '    kubespan:',
-    '      enabled: true',
-    `      allowDownPeerBypass: ${opts.bypass ? 'true' : 'false'}`,
-    'kubespand:',
-    `  nodeName: ${n.name}`,
-    `  hostname: ${n.name}.test`,
-    `  stateDir: ${n.dir}/state`,
-    `  controlSocket: ${n.socket}`,
-    `  interface: ${n.ifname}`,
-    '  logLevel: debug',
-    '',
-  ].join('\n');
+  return meshNodeConfig({
+    clusterId,
+    clusterSecret,
+    discoveryEndpoint: 'http://10.240.1.254:3000/',
+    nodeName: n.name,
+    stateDir: `${n.dir}/state`,
+    controlSocket: n.socket,
+    interface: n.ifname,
+    allowDownPeerBypass: opts.bypass ?? false,
+    logLevel: 'debug',
+  });
 }
 
 function startNode(n: Node, opts: { bypass?: boolean } = {}): Spawned {
