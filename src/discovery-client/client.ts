@@ -20,6 +20,8 @@ import {
   type ClientReadableStream,
   type ServiceError,
 } from '@grpc/grpc-js';
+import { Resolver } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { Random } from '../noise/clock.js';
 import { decodeAffiliate, encodeAffiliate } from '../discovery/affiliate-codec.js';
@@ -57,6 +59,11 @@ export interface DiscoveryClientOptions {
   clientVersion?: string;
   /** Extra PEM CA files appended to the system trust store. */
   caFiles?: string[];
+  /**
+   * Resolvers for the discovery host name (`machine.network.nameservers`, the corporate-network case):
+   * the name is looked up through them before every connection instead of through the system resolver.
+   */
+  nameservers?: string[];
   /** System CA bundle path (default /etc/ssl/certs/ca-certificates.crt). */
   systemCaFile?: string;
   /** Proxy keys from the config file; they take precedence over the environment (see proxy.ts). */
@@ -165,6 +172,19 @@ function blobsKey(blobs: readonly Uint8Array[]): string {
 }
 
 /** Discovery client: keeps this node published and the cluster's affiliates in view. */
+/** Looks `host` up (A and AAAA) through the given resolvers only; throws naming the host when nothing answers. */
+export async function resolveWith(nameservers: string[], host: string): Promise<string[]> {
+  const resolver = new Resolver({ timeout: 3000, tries: 2 });
+  resolver.setServers(nameservers);
+  const [v4, v6] = await Promise.allSettled([resolver.resolve4(host), resolver.resolve6(host)]);
+  const out = [...(v4.status === 'fulfilled' ? v4.value : []), ...(v6.status === 'fulfilled' ? v6.value : [])];
+  if (out.length === 0) {
+    const why = v4.status === 'rejected' ? (v4.reason as NodeJS.ErrnoException).code ?? String(v4.reason) : 'no addresses';
+    throw new Error(`cannot resolve ${host} through nameservers ${nameservers.join(', ')}: ${why}`);
+  }
+  return out;
+}
+
 export class DiscoveryClient {
   readonly #clusterId: string;
   readonly #affiliateId: string;
@@ -362,6 +382,15 @@ export class DiscoveryClient {
       if (!this.#running) break;
       this.#setState('connecting');
 
+      if (!this.#client && this.#opts.nameservers && this.#opts.nameservers.length > 0 && isIP(this.#target.host) === 0) {
+        try {
+          this.#resolved = await resolveWith(this.#opts.nameservers, this.#target.host);
+        } catch (err) {
+          if (!this.#running) break;
+          this.#recordError(err, 'resolving the discovery host failed');
+          continue;
+        }
+      }
       const client = this.#ensureClient();
       let hello: HelloResponse;
       try {
@@ -628,8 +657,11 @@ export class DiscoveryClient {
       proxy: this.#opts.proxy,
       env: this.#opts.env,
       keepaliveMs: Math.max(MIN_KEEPALIVE_MS, keepalive),
+      ...(this.#resolved ? { resolvedAddresses: this.#resolved } : {}),
     };
   }
+
+  #resolved: string[] | undefined;
 
   #ensureClient(): Client {
     if (this.#client) return this.#client;

@@ -25,6 +25,12 @@ export interface TransportOptions {
   env?: ProxyEnv;
   /** gRPC keepalive ping interval; raised to 10 s when lower. */
   keepaliveMs: number;
+  /**
+   * Addresses of the discovery host already resolved through the configured nameservers
+   * (`machine.network.nameservers`): the channel connects to them directly while TLS still checks the
+   * certificate against the host name. Ignored when a proxy is used (the proxy resolves the name).
+   */
+  resolvedAddresses?: string[];
 }
 
 export interface Channel {
@@ -70,6 +76,13 @@ export function buildChannel(target: DiscoveryTarget, opts: TransportOptions): C
     'grpc.default_authority': target.target,
   };
   let address = `dns:${target.target}`;
+  if (!proxy.route && opts.resolvedAddresses && opts.resolvedAddresses.length > 0) {
+    const v4 = opts.resolvedAddresses.filter((a) => !a.includes(':'));
+    const v6 = opts.resolvedAddresses.filter((a) => a.includes(':'));
+    // grpc-js's ipv4:/ipv6: schemes take a comma-separated address list for one family
+    address = v4.length > 0 ? `ipv4:${v4.map((a) => `${a}:${target.port}`).join(',')}` : `ipv6:${v6.map((a) => `[${a}]:${target.port}`).join(',')}`;
+    if (target.tls) options['grpc.ssl_target_name_override'] = target.host;
+  }
   if (proxy.route) {
     address = `dns:${proxy.route.address}`;
     options['grpc.http_connect_target'] = `dns:${target.target}`;

@@ -51,7 +51,8 @@ export interface DaemonSettings {
   clusterId: string;
   /** Standard base64 of 32 bytes: the discovery AES key and every peer's WireGuard preshared key. */
   clusterSecret: string;
-  discovery: { enabled: boolean; endpoint: string; caFiles: string[]; proxy?: ProxySettings };
+  /** `nameservers`: resolvers for the discovery host (machine.network.nameservers); empty = the system's. */
+  discovery: { enabled: boolean; endpoint: string; caFiles: string[]; proxy?: ProxySettings; nameservers?: string[] };
   kubespan: {
     mtu: number;
     allowDownPeerBypass: boolean;
@@ -229,6 +230,7 @@ export class KubespanDaemon {
       affiliateId: this.nodeId,
       clientVersion: `v${VERSION}`,
       caFiles: d.caFiles,
+      ...(d.nameservers && d.nameservers.length > 0 ? { nameservers: d.nameservers } : {}),
       ...(d.proxy ? { proxy: d.proxy } : {}),
       logger: this.log,
     });

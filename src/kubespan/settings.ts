@@ -39,6 +39,7 @@ export function toDaemonSettings(cfg: NodeConfig): DaemonSettings {
       enabled: cfg.cluster.discovery.enabled && !service.disabled,
       endpoint: service.endpoint,
       caFiles: cfg.kubespand.discovery.caFiles,
+      nameservers: cfg.machine.network.nameservers,
       ...(Object.keys(proxy).length ? { proxy } : {}),
     },
     kubespan: {
