@@ -401,6 +401,9 @@ export class KubespanDaemon {
       const state = device.getState().peers.find((p) => keyToBase64(p.publicKey) === d.publicKey);
       const psk = keyFromBase64(d.presharedKey, 'cluster secret');
       if (isNew || !state?.presharedKey || Buffer.compare(Buffer.from(state.presharedKey), Buffer.from(psk)) !== 0) device.setPresharedKey(pub, psk);
+      // the endpoint before the keepalive (as wg and wgctrl order them): turning the keepalive on sends at
+      // once, and an initiation with no endpoint yet is lost and holds the next one back REKEY_TIMEOUT (5 s)
+      if (d.endpoint && !sameEndpoint(observed.get(d.publicKey)?.endpoint ?? null, d.endpoint)) device.setEndpoint(pub, d.endpoint);
       if (isNew || state?.persistentKeepaliveSec !== d.persistentKeepaliveSec) device.setPersistentKeepalive(pub, d.persistentKeepaliveSec);
       const have = (state?.allowedIps ?? []).map(formatPrefix);
       const want = d.allowedIps.map((c) => formatPrefix(parsePrefix(c)));
@@ -408,7 +411,6 @@ export class KubespanDaemon {
         device.replaceAllowedIps(pub);
         for (const c of d.allowedIps) device.addAllowedIp(pub, parsePrefix(c));
       }
-      if (d.endpoint && !sameEndpoint(observed.get(d.publicKey)?.endpoint ?? null, d.endpoint)) device.setEndpoint(pub, d.endpoint);
       device.peerDone(pub);
     }
     for (const key of observed.keys()) {
