@@ -198,14 +198,24 @@ export interface WireGuardIdentity {
   created: boolean;
 }
 
-function checkPrivateMode(path: string): void {
+/**
+ * Refuses a file that holds secrets or private state when it is open to others, as `wg` warns about
+ * world-accessible keys: `mask` 0o077 (group or others; state files kubespand writes 0600 itself) or
+ * 0o007 (others; config files an operator may share with a group). Throws IdentityFileError naming
+ * the path, the mode, what it holds and the fix.
+ */
+export function refuseOpenMode(path: string, holds: string, mask: 0o077 | 0o007 = 0o077): void {
   const mode = statSync(path).mode & 0o777;
-  if ((mode & 0o077) !== 0) {
+  if ((mode & mask) !== 0) {
     throw new IdentityFileError(
       path,
-      `mode ${mode.toString(8).padStart(4, '0')} lets group or others read the KubeSpan private key; refusing to use it (fix with: chmod 600 ${path})`,
+      `mode ${mode.toString(8).padStart(4, '0')} lets ${mask === 0o077 ? 'group or others' : 'others'} read ${holds}; refusing to use it (fix with: chmod 600 ${path})`,
     );
   }
+}
+
+function checkPrivateMode(path: string): void {
+  refuseOpenMode(path, 'the KubeSpan private key');
 }
 
 function loadIdentityFile(path: string): WireGuardIdentity {
@@ -291,6 +301,7 @@ export function loadOrCreateNodeId(stateDir: string, random: Pick<Random, 'fill'
   ensureStateDir(stateDir);
   const path = join(stateDir, NODE_IDENTITY_FILE);
   const load = (): string => {
+    refuseOpenMode(path, "this node's identity");
     const doc = readYamlMap(path);
     const id = doc.nodeId;
     if (typeof id !== 'string' || !NODE_ID_TEXT.test(id)) {
