@@ -301,12 +301,12 @@ export function loadOrCreateNodeId(stateDir: string, random: Pick<Random, 'fill'
   ensureStateDir(stateDir);
   const path = join(stateDir, NODE_IDENTITY_FILE);
   const load = (): string => {
-    refuseOpenMode(path, "this node's identity");
     const doc = readYamlMap(path);
     const id = doc.nodeId;
     if (typeof id !== 'string' || !NODE_ID_TEXT.test(id)) {
       throw new IdentityFileError(path, 'is corrupt: nodeId must be 1–256 printable characters without spaces; move it away to generate a new one');
     }
+    refuseOpenMode(path, "this node's identity");
     return id;
   };
   try {
