@@ -13,7 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import { mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { DiscoveryClient } from '../discovery-client/client.js';
 import type { AffiliateEndpoint, DiscoveredAffiliate, LocalAffiliate } from '../discovery/types.js';
@@ -26,7 +26,7 @@ import { reconcilePeers } from '../peer/peer-controller.js';
 import { ENDPOINT_CONNECTION_TIMEOUT_MS, PEER_RECONCILE_INTERVAL_MS } from '../peer/peer-status.js';
 import { sameEndpoint, type DesiredDevicePeer, type DevicePeerSnapshot, type Endpoint, type HarvestedEndpoint, type PeerSpec, type PeerStatus } from '../peer/types.js';
 import { Dataplane, FWMARK_WIREGUARD } from './dataplane.js';
-import { loadOrCreateIdentity, loadOrCreateNodeId, nodeAddressFor, type NodeAddress, type WireGuardIdentity } from './identity.js';
+import { loadOrCreateIdentity, loadOrCreateNodeId, nodeAddressFor, refuseOpenMode, type NodeAddress, type WireGuardIdentity } from './identity.js';
 import { listLinks, pickIdentityLink, type IdentityLinkChoice } from './links.js';
 import { endpointLinkNames, endpointLinks, identityLinkName } from '../netdev/daemon-links.js';
 import type { DeviceSelector } from '../netdev/selector.js';
@@ -428,6 +428,8 @@ export class KubespanDaemon {
   }
 
   private loadCache(): DiscoveredAffiliate[] {
+    // it lists the cluster's members and their endpoints: refused (not silently used) when others can read it
+    if (existsSync(this.cachePath())) refuseOpenMode(this.cachePath(), "the cluster's last known peers");
     try {
       const raw = JSON.parse(readFileSync(this.cachePath(), 'utf8')) as { clusterIdHash: string; affiliates: DiscoveredAffiliate[] };
       if (raw.clusterIdHash !== createHash('sha256').update(this.settings.clusterId).digest('hex')) return [];
