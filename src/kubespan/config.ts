@@ -812,6 +812,16 @@ export function trustedCaFiles(config: NodeConfig): string[] {
  */
 export function checkConfigFiles(config: NodeConfig): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
+  // the file holds the cluster secret: others must not read it (wg warns about world-accessible keys)
+  let mode: number | undefined;
+  try {
+    mode = statSync(config.sourceName).mode & 0o777;
+  } catch {
+    /* parsed from text that is not a file here */
+  }
+  if (mode !== undefined && (mode & 0o007) !== 0 && config.cluster.secret !== undefined) {
+    problems.push({ path: '', message: `mode ${mode.toString(8).padStart(4, '0')} lets others read the cluster secret; refusing to use it (fix with: chmod 600 ${config.sourceName})` });
+  }
   config.kubespand.discovery.caFiles.forEach((file, i) => {
     const path = `kubespand.discovery.caFiles[${i}]`;
     let text: string;
