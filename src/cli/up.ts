@@ -12,6 +12,7 @@ import { formatIp, formatPrefix, maskPrefix } from '../noise/allowed-ips.js';
 import { addAddress, addRoute, setLinkUp } from '../tun/link.js';
 import { createLogger, type Logger } from '../log.js';
 import { startDevice, stopOnSignals, type RunningDevice } from '../device/runtime.js';
+import { refuseOpenMode } from '../kubespan/identity.js';
 import { IpSet } from '../peer/ip-set.js';
 import type { Command } from './main.js';
 
@@ -84,6 +85,8 @@ export const upCommand: Command = {
     let endpoints: ({ address: string; port: number } | null)[];
     try {
       config = await parseWireguardConfigFile(values.config);
+      // the file holds the private key: refuse it when others can read it (wg warns about world-accessible keys)
+      refuseOpenMode(values.config, 'the WireGuard private key', 0o007);
       endpoints = await Promise.all(config.wireguard.peers.map((p) => (p.endpoint ? resolveConfigEndpoint(p.endpoint) : null)));
     } catch (err) {
       process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `kubespand up: ${err instanceof Error ? err.message : String(err)}\n`);
