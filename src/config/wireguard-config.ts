@@ -28,7 +28,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { lookup } from 'node:dns/promises';
-import { isDocument, parseDocument } from 'yaml';
+import { isDocument, isScalar, parseDocument, visit, type Document } from 'yaml';
 import { z } from 'zod';
 import { canonicalAddress, type Endpoint } from '../bind/bind.js';
 import { formatIp, formatPrefix, parseIp, parsePrefix, type Prefix } from '../noise/allowed-ips.js';
@@ -407,6 +407,26 @@ function crossFieldProblems(source: string, root: unknown): string[] {
 }
 
 // ---- Entry points ----
+/** The offset of the first mapping key that is not a plain scalar (`? [a]: x`, an alias, or what a stray `?` makes of a block). */
+function complexKeyOffset(doc: Document): number | undefined {
+  let at: number | undefined;
+  visit(doc, {
+    Pair(_, pair) {
+      if (pair.key !== null && !isScalar(pair.key)) {
+        at = (pair.key as { range?: [number, number, number] }).range?.[0] ?? 0;
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+  });
+  return at;
+}
+
+/** An unknown key as it may be shown: a plain name, or a placeholder (a key can be anything, even pasted key material). */
+function keyName(key: string): string {
+  return /^[\x21-\x7e]{1,64}$/.test(key) && !/^[A-Za-z0-9+/]{40,}={0,2}$/.test(key) ? key : '(a key that is not a plain name)';
+}
+
 /**
  * The first line of a YAML parser message without the source text some messages quote (the
  * offending token, a tag, an escape): it may be a key or a password. The line and column say where.
@@ -438,6 +458,13 @@ export function parseWireguardConfig(text: string, sourceName: string): Wireguar
     );
   }
   if (!isDocument(doc)) throw new ConfigError([`${sourceName}: not a YAML document`]);
+  // a list or mapping as a key would be stringified whole into the key (a key's value with it)
+  const complex = complexKeyOffset(doc);
+  if (complex !== undefined) {
+    const line = text.slice(0, complex).split('\n').length;
+    const column = complex - text.lastIndexOf('\n', complex - 1);
+    throw new ConfigError([`${sourceName}: line ${line}, column ${column}: invalid YAML: a mapping key must be a plain name, not a list or mapping (check the indentation, or a stray "?")`]);
+  }
   let root: unknown;
   try {
     root = doc.toJS({ maxAliasCount: 100 });
@@ -455,7 +482,7 @@ export function parseWireguardConfig(text: string, sourceName: string): Wireguar
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys) problems.push(`${sourceName}: ${formatPath([...issue.path, key])}: unknown field`);
+        for (const key of issue.keys) problems.push(`${sourceName}: ${formatPath([...issue.path, keyName(key)])}: unknown field`);
       } else {
         problems.push(line(sourceName, issue.path, issue.message, root));
       }

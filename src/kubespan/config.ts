@@ -15,7 +15,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { inspect } from 'node:util';
-import { LineCounter, parseDocument } from 'yaml';
+import { isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { z } from 'zod';
 import { formatIp, parseIp, parsePrefix, type Prefix } from '../noise/allowed-ips.js';
 import { asPresharedKey, type PresharedKey } from '../noise/keys.js';
@@ -536,7 +536,7 @@ function issueProblems(issue: z.core.$ZodIssue, root: unknown): ConfigProblem[] 
   const path = issue.path.filter((k): k is PathKey => typeof k === 'string' || typeof k === 'number');
   switch (issue.code) {
     case 'unrecognized_keys':
-      return issue.keys.map((key) => ({ path: formatPath([...path, key]), message: `${unknownKeyMessage(path, key)} ${renderValue([...path, key], root)}` }));
+      return issue.keys.map((key) => ({ path: formatPath([...path, keyName(key)]), message: `${unknownKeyMessage(path, key)} ${renderValue([...path, key], root)}` }));
     case 'invalid_type': {
       const words = TYPE_WORDS[issue.expected] ?? `must be of type ${issue.expected}`;
       return [{ path: formatPath(path), message: `${words} ${renderValue(path, root)}` }];
@@ -740,6 +740,26 @@ function compactSelector(sel: DeviceSelector): DeviceSelector {
 }
 
 // ---- Entry points ----
+/** The offset of the first mapping key that is not a plain scalar (`? [a]: x`, an alias, or what a stray `?` makes of a block). */
+function complexKeyOffset(doc: Document): number | undefined {
+  let at: number | undefined;
+  visit(doc, {
+    Pair(_, pair) {
+      if (pair.key !== null && !isScalar(pair.key)) {
+        at = (pair.key as { range?: [number, number, number] }).range?.[0] ?? 0;
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+  });
+  return at;
+}
+
+/** An unknown key as it may be shown: a plain name, or a placeholder (a key can be anything, even pasted key material). */
+function keyName(key: string): string {
+  return /^[\x21-\x7e]{1,64}$/.test(key) && !/^[A-Za-z0-9+/]{40,}={0,2}$/.test(key) ? key : '(a key that is not a plain name)';
+}
+
 /**
  * The first line of a YAML parser message without the source text some messages quote (the
  * offending token, a tag, an escape): it may be a key or a password. The line and column say where.
@@ -771,6 +791,12 @@ export function parseNodeConfig(text: string, sourceName: string): NodeConfig {
         return { path: `line ${pos.line}, column ${pos.col}`, message };
       }),
     );
+  }
+  // a list or mapping as a key would be stringified whole into the key (a key's value with it)
+  const complex = complexKeyOffset(doc);
+  if (complex !== undefined) {
+    const pos = lineCounter.linePos(complex);
+    throw new ConfigError(sourceName, [{ path: `line ${pos.line}, column ${pos.col}`, message: 'YAML syntax error: a mapping key must be a plain name, not a list or mapping (check the indentation, or a stray "?")' }]);
   }
   let root: unknown;
   try {
