@@ -9,7 +9,7 @@
  * misplaced under a typo'd key or inside a mis-indented section), and the password of a proxy URL.
  */
 import fc from 'fast-check';
-import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { parseDocument, stringify as stringifyYaml } from 'yaml';
 import { ConfigError as WgConfigError, parseWireguardConfig } from '../../src/config/wireguard-config.js';
 import { ConfigError as NodeConfigError, parseNodeConfig } from '../../src/kubespan/config.js';
 import { maskProxyUrl, parseProxyUrl } from '../../src/discovery-client/proxy.js';
@@ -155,7 +155,8 @@ function assertNoSecret(message: string, secrets: string[], what: string): void 
 function secretsInDocument(text: string, secretKey: RegExp): string[] {
   let doc: unknown;
   try {
-    doc = parseYaml(text, { maxAliasCount: 100 });
+    // parseDocument + toJS, not parse(): no process warnings, and Map keys stay what they are
+    doc = parseDocument(text).toJS({ maxAliasCount: 100, mapAsMap: true });
   } catch {
     return [];
   }
@@ -166,10 +167,25 @@ function secretsInDocument(text: string, secretKey: RegExp): string[] {
     if (v === null || typeof v !== 'object' || seen.has(v)) return;
     seen.add(v);
     if (Array.isArray(v)) v.forEach((x) => walk(x, key));
+    else if (v instanceof Map) for (const [k, x] of v) walk(x, typeof k === 'string' ? k : '');
     else for (const [k, x] of Object.entries(v)) walk(x, k);
   };
   walk(doc, '');
   return out;
+}
+
+/** Runs `fn` while capturing process warnings (a library's warning prints text from the file on stderr). */
+function withWarnings<T>(fn: () => T): { result?: T; error?: unknown; warnings: string[] } {
+  const warnings: string[] = [];
+  const original = process.emitWarning;
+  process.emitWarning = ((w: string | Error) => void warnings.push(typeof w === 'string' ? w : w.message)) as typeof process.emitWarning;
+  try {
+    return { result: fn(), warnings };
+  } catch (error) {
+    return { error, warnings };
+  } finally {
+    process.emitWarning = original;
+  }
 }
 
 export type ConfigCase =
@@ -262,12 +278,13 @@ export const wireguardConfigTarget: FuzzTarget<ConfigCase> = {
   arbitrary: () => configCaseArb(2, false),
   check(_ctx, c) {
     const { text, secrets } = materialise(c, ([priv, psk]) => wireguardBase(priv!, psk!), WG_SECRET_KEY, WG_SECRET_KEY);
-    let config;
-    try {
-      config = parseWireguardConfig(text, 'fuzz.yaml');
-    } catch (err) {
+    const run = withWarnings(() => parseWireguardConfig(text, 'fuzz.yaml'));
+    expectThat(run.warnings.length === 0, () => `parsing printed process warnings: ${run.warnings.join(' | ').slice(0, 300)}`);
+    const config = run.result;
+    if (run.error !== undefined || config === undefined) {
+      const err = run.error;
       expectThat(err instanceof WgConfigError, () => `threw ${(err as Error)?.constructor?.name}: ${(err as Error)?.message} for ${JSON.stringify(text.slice(0, 300))}`);
-      expectThat(err.problems.length > 0 && err.problems.every((p) => p.startsWith('fuzz.yaml: ')), () => `problem lines do not start with the source: ${err.message}`);
+      expectThat(err.problems.length > 0 && err.problems.every((p) => p.startsWith('fuzz.yaml: ') && !p.includes('\n')), () => `problems are not single lines starting with the source: ${err.message}`);
       assertNoSecret(err.message, secrets, 'up config');
       return;
     }
@@ -322,10 +339,11 @@ export const nodeConfigTarget: FuzzTarget<ConfigCase> = {
   arbitrary: () => configCaseArb(1, true),
   check(_ctx, c) {
     const { text, secrets } = materialise(c, ([secret], proxy) => nodeBase(secret!, proxy), NODE_PROTECT, NODE_SECRET_KEY);
-    let config;
-    try {
-      config = parseNodeConfig(text, 'node.yaml');
-    } catch (err) {
+    const run = withWarnings(() => parseNodeConfig(text, 'node.yaml'));
+    expectThat(run.warnings.length === 0, () => `parsing printed process warnings: ${run.warnings.join(' | ').slice(0, 300)}`);
+    const config = run.result;
+    if (run.error !== undefined || config === undefined) {
+      const err = run.error;
       expectThat(err instanceof NodeConfigError, () => `threw ${(err as Error)?.constructor?.name}: ${(err as Error)?.message} for ${JSON.stringify(text.slice(0, 300))}`);
       expectThat(err.problems.length > 0, 'a ConfigError without problems');
       expectThat(err.message.split('\n').every((l) => l.startsWith('node.yaml: ')), () => `problem lines do not start with the source: ${err.message}`);
