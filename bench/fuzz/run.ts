@@ -48,23 +48,35 @@ async function worker(name: string, cases: number, seed: number): Promise<void> 
   if (!target) throw new Error(`--target: unknown target "${name}"`);
   const gc = forceGc();
   const send = (m: WorkerMessage): void => void process.send?.(m);
-  const every = Math.max(1, Math.floor(cases / 20));
+  // heap samples (after a forced GC) every 5 % of the cases; a heartbeat at most every 2 s in between,
+  // so the parent's hang watchdog hears from slow targets too
+  const heapEvery = Math.max(1, Math.floor(cases / 20));
   let heapFirstMB: number | undefined;
+  let lastHeard = Date.now();
   try {
     const result = await runTarget(target, {
       numRuns: cases,
       seed,
-      progressEvery: every,
+      progressEvery: Math.min(heapEvery, 100),
       onProgress: (done) => {
-        const heap = heapMB(gc);
-        // the first sample (after 5% of the cases) is the baseline: setup and warm-up are done
-        heapFirstMB ??= heap;
-        send({ kind: 'progress', done, heapMB: heap });
+        if (done % heapEvery === 0) {
+          const heap = heapMB(gc);
+          // the first sample (after 5% of the cases) is the baseline: setup and warm-up are done
+          heapFirstMB ??= heap;
+          send({ kind: 'progress', done, heapMB: heap });
+          lastHeard = Date.now();
+        } else if (Date.now() - lastHeard >= 2_000) {
+          send({ kind: 'progress', done });
+          lastHeard = Date.now();
+        }
       },
     });
     send({ kind: 'done', done: cases, ms: result.ms, summary: result.summary, heapFirstMB: heapFirstMB ?? heapMB(gc), heapEndMB: heapMB(gc) });
   } catch (err) {
-    send({ kind: 'failed', error: err instanceof Error ? err.message : String(err) });
+    // fast-check's report names the seed and the shrunk input; the contract's own message is the cause
+    const cause = (err as { cause?: unknown }).cause;
+    const why = cause instanceof Error ? `\nCaused by: ${cause.message}` : '';
+    send({ kind: 'failed', error: `${err instanceof Error ? err.message : String(err)}${why}` });
   }
 }
 
@@ -115,7 +127,7 @@ function runParallel(target: AnyFuzzTarget, cases: number, jobs: number, seed: n
         if (m.kind === 'progress') {
           progress[i] = m.done ?? 0;
           const total = progress.reduce((a, b) => a + b, 0);
-          if (total - lastPrinted >= cases / 10) {
+          if (m.heapMB !== undefined && total - lastPrinted >= cases / 10) {
             lastPrinted = total;
             const rate = total / ((performance.now() - started) / 1000);
             process.stderr.write(`  ${target.name}: ${total}/${cases} cases, ${rate.toFixed(0)}/s, worker ${i} heap ${m.heapMB?.toFixed(1)} MB\n`);
