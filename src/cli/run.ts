@@ -12,7 +12,7 @@
  * - `kubespand.metricsListen`: Prometheus metrics (src/metrics).
  */
 import { parseArgs } from 'node:util';
-import { checkConfigFiles, ConfigError, LOG_LEVELS, parseNodeConfigFile, type LogLevel } from '../kubespan/config.js';
+import { checkConfigFileMode, checkConfigFiles, ConfigError, LOG_LEVELS, parseNodeConfigFile, type LogLevel } from '../kubespan/config.js';
 import { KubespanDaemon } from '../kubespan/daemon.js';
 import { startControlServer, type ControlServer } from '../kubespan/control.js';
 import { ConfigReloader, runtimeConfigFrom, type RuntimeConfig } from '../kubespan/reload.js';
@@ -125,8 +125,8 @@ export const runCommand: Command = {
     let cfg;
     try {
       cfg = parseNodeConfigFile(configFile);
-      // what validate refuses (a world-readable file, unreadable CA files), run refuses too
-      const fileProblems = checkConfigFiles(cfg);
+      // a world-readable file, unreadable CA files: refused here as validate refuses them
+      const fileProblems = [...checkConfigFileMode(cfg), ...checkConfigFiles(cfg)];
       if (fileProblems.length > 0) throw new ConfigError(configFile, fileProblems);
       rc = runtimeConfigFrom(cfg);
     } catch (err) {

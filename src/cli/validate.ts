@@ -1,6 +1,6 @@
 /** `kubespand validate --config FILE`: "FILE: valid", or every problem in the file; exit 0 or 1. */
 import { parseArgs } from 'node:util';
-import { checkConfigFiles, ConfigError, formatProblem, parseNodeConfigFile } from '../kubespan/config.js';
+import { checkConfigFileMode, checkConfigFiles, ConfigError, formatProblem, parseNodeConfigFile } from '../kubespan/config.js';
 import type { Command } from './main.js';
 
 const USAGE = [
@@ -37,7 +37,7 @@ export const validateCommand: Command = {
     }
     try {
       const config = parseNodeConfigFile(file);
-      const problems = checkConfigFiles(config);
+      const problems = [...checkConfigFileMode(config), ...checkConfigFiles(config)];
       if (problems.length > 0) throw new ConfigError(file, problems);
       process.stdout.write(`${file}: valid\n`);
       for (const w of config.warnings) process.stderr.write(`warning: ${w}\n`);

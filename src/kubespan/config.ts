@@ -836,18 +836,24 @@ export function trustedCaFiles(config: NodeConfig): string[] {
  * Checks what only the host can tell: every configured CA file exists, is readable and holds a PEM
  * certificate. Returns the problems (empty when all is well).
  */
-export function checkConfigFiles(config: NodeConfig): ConfigProblem[] {
-  const problems: ConfigProblem[] = [];
-  // the file holds the cluster secret: others must not read it (wg warns about world-accessible keys)
-  let mode: number | undefined;
+/**
+ * The config file holds the cluster secret: when others can read it, the problem to refuse it with
+ * (wg warns about world-accessible keys). Empty when the mode is fine, the file holds no secret, or
+ * the config was parsed from text that is not a file.
+ */
+export function checkConfigFileMode(config: NodeConfig): ConfigProblem[] {
+  let mode: number;
   try {
     mode = statSync(config.sourceName).mode & 0o777;
   } catch {
-    /* parsed from text that is not a file here */
+    return [];
   }
-  if (mode !== undefined && (mode & 0o007) !== 0 && config.cluster.secret !== undefined) {
-    problems.push({ path: '', message: `mode ${mode.toString(8).padStart(4, '0')} lets others read the cluster secret; refusing to use it (fix with: chmod 600 ${config.sourceName})` });
-  }
+  if ((mode & 0o007) === 0 || config.cluster.secret === undefined) return [];
+  return [{ path: '', message: `mode ${mode.toString(8).padStart(4, '0')} lets others read the cluster secret; refusing to use it (fix with: chmod 600 ${config.sourceName})` }];
+}
+
+export function checkConfigFiles(config: NodeConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
   config.kubespand.discovery.caFiles.forEach((file, i) => {
     const path = `kubespand.discovery.caFiles[${i}]`;
     let text: string;
