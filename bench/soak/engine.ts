@@ -181,6 +181,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     const peersSeen = new Set<string>();
     let outage: SoakReport['outage'];
     let outageDone = opts.outage === undefined;
+    let outageTask: Promise<void> = Promise.resolve();
     let nextSample = 0;
     while (performance.now() - started < opts.durationMs) {
       const t = performance.now() - started;
@@ -197,25 +198,30 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
         }
       }
       if (!outageDone && opts.outage && t >= opts.outage.atMs) {
+        // in the background, so sampling goes on through the outage
         outageDone = true;
-        log(`soak: discovery down for ${opts.outage.forMs / 1000} s`);
-        await server.stop('SIGTERM');
-        await sleep(opts.outage.forMs);
-        server = topo.spawn(hub, bin, serverArgs);
-        const back = performance.now();
-        await server.waitFor(/listening|serving/i, 15_000);
-        const reconnectMs: Record<string, number> = {};
-        await Promise.all(
-          nodes.map(async (n) => {
-            await eventually(async () => ((await controlRequest(n.socket, { op: 'status' })).status as { discovery: { state: string } }).discovery.state === 'connected', 120_000, 500);
-            reconnectMs[n.name] = Math.round(performance.now() - back);
-          }),
-        );
-        outage = { forMs: opts.outage.forMs, reconnectMs };
-        log(`soak: discovery back; reconnected after ${JSON.stringify(reconnectMs)} ms`);
+        const forMs = opts.outage.forMs;
+        outageTask = (async () => {
+          log(`soak: discovery down for ${forMs / 1000} s`);
+          await server.stop('SIGTERM');
+          await sleep(forMs);
+          server = topo.spawn(hub, bin, serverArgs);
+          const back = performance.now();
+          await server.waitFor(/listening|serving/i, 15_000);
+          const reconnectMs: Record<string, number> = {};
+          await Promise.all(
+            nodes.map(async (n) => {
+              await eventually(async () => ((await controlRequest(n.socket, { op: 'status' })).status as { discovery: { state: string } }).discovery.state === 'connected', 120_000, 500);
+              reconnectMs[n.name] = Math.round(performance.now() - back);
+            }),
+          );
+          outage = { forMs, reconnectMs };
+          log(`soak: discovery back; reconnected after ${JSON.stringify(reconnectMs)} ms`);
+        })();
       }
       await sleep(200);
     }
+    await outageTask;
     const kindsAtEnd = new Map(nodes.map((n) => [n.name, fdKinds(n.proc!.child.pid!)]));
     await churn.stop('SIGTERM', 20_000);
     await iperf.exited();
