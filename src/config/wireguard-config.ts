@@ -312,11 +312,23 @@ function valueAt(root: unknown, path: readonly PathKey[]): unknown {
   return v;
 }
 
+/**
+ * A string as it may be shown: runs that look like key material are hidden, except a lone key in a
+ * `publicKey` field (public by definition). A damaged file can carry a key into another field's value.
+ */
+function maskKeys(text: string, publicField: boolean): string {
+  if (publicField && /^[A-Za-z0-9+/]{42,43}=?$/.test(text)) return text;
+  return text.replace(/[A-Za-z0-9+/]{40,}={0,2}/g, '(hidden)');
+}
+
 /** The value as JSON; secret fields inside it (a mis-indented peer or section arrives whole) show as hidden. */
-function showValue(v: unknown): string {
+function showValue(v: unknown, publicField = false): string {
   let text: string;
   try {
-    text = typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v, (k, x: unknown) => (SECRET_FIELDS.has(k) ? '(secret)' : x)) ?? String(v);
+    text =
+      typeof v === 'string'
+        ? JSON.stringify(maskKeys(v, publicField))
+        : JSON.stringify(v, (k, x: unknown) => (SECRET_FIELDS.has(k) ? '(secret)' : typeof x === 'string' ? maskKeys(x, k === 'publicKey') : x)) ?? String(v);
   } catch {
     text = String(v);
   }
@@ -327,7 +339,7 @@ function line(source: string, path: readonly PathKey[], message: string, root: u
   const last = path[path.length - 1];
   const secret = SECRET_FIELDS.has(String(last));
   const value = valueAt(root, path);
-  const got = secret ? (value === undefined ? '' : ' (value not shown: it is secret)') : value === undefined ? '' : ` (got ${showValue(value)})`;
+  const got = secret ? (value === undefined ? '' : ' (value not shown: it is secret)') : value === undefined ? '' : ` (got ${showValue(value, String(last) === 'publicKey')})`;
   return `${source}: ${formatPath(path)}: ${message}${got}`;
 }
 

@@ -460,7 +460,9 @@ const KEY_MATERIAL = /^\s*(?:[A-Za-z0-9+/]{40,}={0,2}|[0-9a-fA-F]{64})\s*$/;
  * '@' masked, with or without a scheme (a mistyped password may hold '@', '/' or spaces).
  */
 function showable(v: string): string {
-  return KEY_MATERIAL.test(v) ? '(value hidden)' : v.replace(/^((?:[a-z][a-z0-9+.-]*:\/\/)?).*@/is, '$1***@');
+  if (KEY_MATERIAL.test(v)) return '(value hidden)';
+  // a damaged file can carry key material into another value: hide long base64 runs anywhere
+  return v.replace(/^((?:[a-z][a-z0-9+.-]*:\/\/)?).*@/is, '$1***@').replace(/[A-Za-z0-9+/]{40,}={0,2}/g, '(hidden)');
 }
 
 function renderValue(path: readonly PathKey[], root: unknown): string {
