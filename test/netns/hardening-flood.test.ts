@@ -152,10 +152,11 @@ describe('handshake flood against a kubespand device', () => {
       expect(report.sourcesWithCookie).toBeGreaterThan(report.sources * 0.9);
       // garbage never gets a handshake response, even with a valid mac2
       expect(report.garbageResponses).toBe(0);
-      // per-source rate limit: 20/s after a burst of 5, far below the 100/s each peer source sends
+      // per-source rate limit: 20/s after a burst of 5, far below the 100/s each peer source sends (and
+      // the 50/s per-peer limit); slack of 30 for a moment out of load if the flooder stalls on a busy host
       for (const p of report.peers) {
         expect(p.sent).toBeGreaterThan(PEER_RATE * report.peerSendSeconds * 0.8);
-        expect(p.responses).toBeLessThanOrEqual(20 * report.peerSendSeconds + 10);
+        expect(p.responses).toBeLessThanOrEqual(20 * report.peerSendSeconds + 5 + 30);
         expect(p.responses).toBeGreaterThan(2 * report.peerSendSeconds);
       }
       // the legitimate peer got in during the flood and carried traffic
