@@ -146,13 +146,16 @@ describe('operations: the systemd unit', () => {
         'mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -p /run/kubespand /run/wireguard',
         // StateDirectory= and the control socket directory stay writable ...
         'mount --bind "$STATE" "$STATE" && mount --bind "$RUNDIR" "$RUNDIR"',
+        // a checkout under /tmp (a CI clone) would vanish under PrivateTmp's tmpfs: park it in /run and put it back
+        'case "$REPO" in /tmp/*) mkdir -p /run/.kubespand-repo && mount --rbind "$REPO" /run/.kubespand-repo ;; esac',
         // ... ProtectSystem=strict: everything else read-only; PrivateTmp=
         'mount -o remount,bind,ro / && mount -t tmpfs tmpfs /tmp',
+        'case "$REPO" in /tmp/*) mkdir -p "$REPO" && mount --rbind /run/.kubespand-repo "$REPO" ;; esac',
         // uid 0 with CAP_NET_ADMIN only: bounding, inheritable and ambient sets, SECBIT_NOROOT locked, no_new_privs
         'exec setpriv --no-new-privs --securebits +noroot,+noroot_locked --bounding-set -all,+net_admin --inh-caps -all,+net_admin --ambient-caps -all,+net_admin -- "$BIN" run --config "$CONFIG"',
       ].join('\n');
       n1.proc = mesh.topo.spawn(n1.ns, 'unshare', ['--mount', '--propagation', 'private', 'sh', '-c', sandbox], {
-        env: { ...process.env, NOTIFY_SOCKET: notifySocket, STATE: n1.stateDir, RUNDIR: run, BIN, CONFIG: n1.config },
+        env: { ...process.env, NOTIFY_SOCKET: notifySocket, STATE: n1.stateDir, RUNDIR: run, BIN, CONFIG: n1.config, REPO: REPO_ROOT },
       });
       mainPid = n1.proc.child.pid!;
       mesh.start(n2);
