@@ -53,7 +53,7 @@ async function main(): Promise<number> {
   const rows = report.nodes.map((n) => {
     const first = n.samples[0]!;
     const last = n.samples.at(-1)!;
-    return `| ${n.name} | ${(first.rssKiB / 1024).toFixed(1)} | ${(last.rssKiB / 1024).toFixed(1)} | ${(n.peakRssKiB / 1024).toFixed(1)} | ${n.rssSlopeKiBPerMin} | ${n.fdsFirst} → ${n.fdsLast} | ${n.fdSlopePerMin} | ${n.cpuCores} |`;
+    return `| ${n.name} | ${(first.rssKiB / 1024).toFixed(1)} | ${(last.rssKiB / 1024).toFixed(1)} | ${(n.peakRssKiB / 1024).toFixed(1)} | ${n.rssSlopeKiBPerMin} | ${n.heapSlopeKiBPerMin} | ${n.fdsFirst} → ${n.fdsLast} | ${n.fdSlopePerMin} | ${n.cpuCores} |`;
   });
   process.stdout.write(
     [
@@ -62,8 +62,8 @@ async function main(): Promise<number> {
       ...(report.outage ? [`discovery outage ${report.outage.forMs / 1000} s: reconnected after ${JSON.stringify(report.outage.reconnectMs)} ms`] : []),
       `mesh up at the end: ${report.meshUpAtEnd}`,
       '',
-      '| node | RSS start MiB | RSS end MiB | peak MiB | RSS slope KiB/min (after warm-up) | fd floor | fd slope /min | CPU cores |',
-      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      '| node | RSS start MiB | RSS end MiB | peak MiB | RSS slope KiB/min (after warm-up) | V8 heap slope KiB/min | fd floor | fd slope /min | CPU cores |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
       ...rows,
       '',
     ].join('\n'),

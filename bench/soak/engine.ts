@@ -66,6 +66,10 @@ export interface NodeSeries {
   fdKindsAtEnd: Record<string, number>;
   cpuCores: number;
   peakRssKiB: number;
+  /** V8 heap in use (nodejs_heap_size_used_bytes from the daemon's metrics), per sample, KiB. */
+  heapKiB: number[];
+  /** After warm-up: a leak in JavaScript objects shows here before RSS settles. */
+  heapSlopeKiBPerMin: number;
 }
 
 export interface SoakReport {
@@ -146,6 +150,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
           `  controlSocket: ${n.socket}`,
           `  interface: ${n.ifname}`,
           '  logLevel: info',
+          '  metricsListen: 127.0.0.1:9109',
           '',
         ].join('\n'),
         { mode: 0o600 },
@@ -176,6 +181,15 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     const churn = topo.spawn(hub, process.execPath, [churnJs, '--endpoint', `http://${HUB}:3000/`, '--cluster-id', clusterId, '--cluster-secret-file', secretFile, '--prefix', kubespanPrefix(clusterId), '--every-ms', String(opts.churnEveryMs), '--live', '2']);
     const started = performance.now();
     const series = new Map<string, ProcSample[]>(nodes.map((n) => [n.name, []]));
+    const heaps = new Map<string, { at: number; kib: number }[]>(nodes.map((n) => [n.name, []]));
+    const heapOf = (n: SoakNode): number => {
+      try {
+        const text = topo.exec(n.ns, 'curl', ['-sf', '--max-time', '2', 'http://127.0.0.1:9109/metrics']);
+        return Number(/^nodejs_heap_size_used_bytes (\d+)/m.exec(text)?.[1] ?? NaN) / 1024;
+      } catch {
+        return NaN;
+      }
+    };
     const peerCounts = new Set<number>();
     const kindsAfterWarmup = new Map<string, Record<string, number>>();
     const peersSeen = new Set<string>();
@@ -187,7 +201,10 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       const t = performance.now() - started;
       if (t >= nextSample) {
         nextSample += opts.sampleEveryMs;
-        for (const n of nodes) series.get(n.name)!.push(sampleProc(n.proc!.child.pid!));
+        for (const n of nodes) {
+          series.get(n.name)!.push(sampleProc(n.proc!.child.pid!));
+          heaps.get(n.name)!.push({ at: performance.now(), kib: heapOf(n) });
+        }
         if (t >= opts.warmupMs && kindsAfterWarmup.size === 0) for (const n of nodes) kindsAfterWarmup.set(n.name, fdKinds(n.proc!.child.pid!));
         const peers = topo.exec(n1.ns, 'wg', ['show', n1.ifname, 'peers']).split('\n').filter(Boolean);
         peerCounts.add(peers.length);
@@ -265,6 +282,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
         fdKindsAtEnd: kindsAtEnd.get(n.name) ?? {},
         cpuCores: +cpuFraction(samples[0]!, samples.at(-1)!).toFixed(3),
         peakRssKiB: Math.max(...samples.map((s) => s.hwmKiB)),
+        heapKiB: heaps.get(n.name)!.map((h) => Math.round(h.kib)),
+        heapSlopeKiBPerMin: +slope(heaps.get(n.name)!.filter((h) => h.at - t0 >= opts.warmupMs && Number.isFinite(h.kib)).map((h) => ({ x: (h.at - t0) / 60_000, y: h.kib }))).toFixed(1),
       };
     });
     return {

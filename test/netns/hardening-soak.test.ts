@@ -17,7 +17,7 @@ describe('soak with peer churn', () => {
     const r = await runSoak({ prefix: 'ksh', durationMs: SECONDS * 1000, churnEveryMs: 10_000, sampleEveryMs: 1_000, warmupMs: 10_000, trafficMbit: 20, log: (l) => console.log(l) });
     const summary = {
       durationS: r.durationS,
-      nodes: r.nodes.map((n) => ({ name: n.name, rssSlopeKiBPerMin: n.rssSlopeKiBPerMin, rssGrowthKiB: n.rssGrowthKiB, fdSlopePerMin: n.fdSlopePerMin, fds: n.fdsRange, fdFloor: [n.fdsFirst, n.fdsLast], fdKinds: [n.fdKindsAfterWarmup, n.fdKindsAtEnd], cpuCores: n.cpuCores, peakRssMiB: +(n.peakRssKiB / 1024).toFixed(1) })),
+      nodes: r.nodes.map((n) => ({ name: n.name, rssSlopeKiBPerMin: n.rssSlopeKiBPerMin, heapSlopeKiBPerMin: n.heapSlopeKiBPerMin, rssGrowthKiB: n.rssGrowthKiB, fdSlopePerMin: n.fdSlopePerMin, fds: n.fdsRange, fdFloor: [n.fdsFirst, n.fdsLast], fdKinds: [n.fdKindsAfterWarmup, n.fdKindsAtEnd], cpuCores: n.cpuCores, peakRssMiB: +(n.peakRssKiB / 1024).toFixed(1) })),
       ping: r.ping,
       iperf: r.iperf,
       churn: r.churn,
