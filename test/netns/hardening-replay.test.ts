@@ -134,7 +134,9 @@ describe('replayed WireGuard datagrams against a kubespand device', () => {
     const initiations = payloads.filter((p) => p[0] === 1).length;
     expect(drops['replayed-counter']).toBe(4 * transports);
     expect(drops['handshake-replay']).toBe(4 * initiations);
-    expect(Object.keys(drops).sort()).toEqual(['handshake-replay', 'replayed-counter']);
+    // the only datagram-side drops are the replays ('no-route' is the TUN side: the kernel's own IPv6
+    // router solicitations and MLD reports on the tunnel link, sent at random times after link-up)
+    expect(Object.keys(drops).filter((r) => r !== 'no-route').sort()).toEqual(['handshake-replay', 'replayed-counter']);
     topo.exec(a.ns, 'nft', ['delete', 'table', 'inet', 'kshreplay']);
   }, 60_000);
 
