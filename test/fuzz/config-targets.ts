@@ -267,7 +267,7 @@ function materialise(c: ConfigCase, base: (secrets: string[], proxy: ProxyParts)
   // after a byte mutation (which may rename the key too) what looks like key material must not appear,
   // nor whatever now sits under a secret-named key; the password only if its URL is still whole
   const keyLike = c.secrets.filter((s) => LOOKS_LIKE_KEY.test(s) && text.includes(s));
-  const password = passwords.filter((p) => text.includes(proxyUrl(c.extra)));
+  const password = text.includes(proxyUrl(c.extra)) ? passwords : [];
   return { text, secrets: [...keyLike, ...password, ...secretsInDocument(text, secretKey)] };
 }
 
