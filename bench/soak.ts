@@ -40,7 +40,16 @@ async function main(): Promise<number> {
   const durationMs = num('minutes') * 60_000;
   const outageMs = num('outage-seconds') * 1000;
   if (outageMs >= durationMs) throw new Error('--outage-seconds must be shorter than the run');
+  // Ctrl-C or SIGTERM ends the run early; the namespaces and daemons are still removed
+  const abort = new AbortController();
+  const stop = (): void => {
+    process.stderr.write('soak: stopping early\n');
+    abort.abort();
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   const report = await runSoak({
+    signal: abort.signal,
     prefix: 'ksh',
     durationMs,
     churnEveryMs: num('churn-seconds') * 1000,

@@ -45,6 +45,8 @@ export interface SoakOptions {
   outage?: { atMs: number; forMs: number };
   /** Progress lines (default: none). */
   log?: (line: string) => void;
+  /** Ends the run early (Ctrl-C): the report covers what ran, and everything is cleaned up. */
+  signal?: AbortSignal;
 }
 
 export interface NodeSeries {
@@ -197,7 +199,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     let outageDone = opts.outage === undefined;
     let outageTask: Promise<void> = Promise.resolve();
     let nextSample = 0;
-    while (performance.now() - started < opts.durationMs) {
+    while (performance.now() - started < opts.durationMs && !opts.signal?.aborted) {
       const t = performance.now() - started;
       if (t >= nextSample) {
         nextSample += opts.sampleEveryMs;
@@ -241,6 +243,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     await outageTask;
     const kindsAtEnd = new Map(nodes.map((n) => [n.name, fdKinds(n.proc!.child.pid!)]));
     await churn.stop('SIGTERM', 20_000);
+    if (opts.signal?.aborted) await iperf.stop('SIGINT');
     await iperf.exited();
     await ping.stop('SIGINT');
     const meshUpAtEnd = (await Promise.all(nodes.map((n) => realUp(n)))).every(Boolean);
