@@ -186,7 +186,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     const heaps = new Map<string, { at: number; kib: number }[]>(nodes.map((n) => [n.name, []]));
     const heapOf = (n: SoakNode): number => {
       try {
-        const text = topo.exec(n.ns, 'curl', ['-sf', '--max-time', '2', 'http://127.0.0.1:9109/metrics']);
+        const text = topo.exec(n.ns, process.execPath, ['-e', "fetch('http://127.0.0.1:9109/metrics', { signal: AbortSignal.timeout(2000) }).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(String(e)); process.exit(1); })"]);
         return Number(/^nodejs_heap_size_used_bytes (\d+)/m.exec(text)?.[1] ?? NaN) / 1024;
       } catch {
         return NaN;

@@ -305,7 +305,7 @@ describe('KubeSpan mesh under faults, restarts and secret checks', () => {
       for (const kind of kinds) texts.push([`${n.name} control get ${kind}`, JSON.stringify(await controlRequest(n.socket, { op: 'get', kind }))]);
       texts.push([`${n.name} control status`, JSON.stringify(await controlRequest(n.socket, { op: 'status' }))]);
       texts.push([`${n.name} status`, topo.exec(n.ns, BIN, ['status', '--socket', n.socket])]);
-      texts.push([`${n.name} metrics`, topo.exec(n.ns, 'curl', ['-sf', 'http://127.0.0.1:9109/metrics'])]);
+      texts.push([`${n.name} metrics`, topo.exec(n.ns, process.execPath, ['-e', "fetch('http://127.0.0.1:9109/metrics', { signal: AbortSignal.timeout(2000) }).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(String(e)); process.exit(1); })"])]);
       texts.push([`${n.name} affiliates cache`, readFileSync(join(n.stateDir, 'affiliates-cache.json'), 'utf8')]);
     }
     // error messages: a config whose secret sits in a mis-indented section, a damaged secret, a broken proxy URL
