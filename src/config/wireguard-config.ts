@@ -457,7 +457,26 @@ function yamlMessage(message: string): string {
  * (usually the file path). Throws ConfigError listing every problem.
  */
 export function parseWireguardConfig(text: string, sourceName: string): WireguardDeviceConfig {
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  return parseWireguardConfigYaml(readWireguardConfigYaml(text), sourceName);
+}
+
+/** An `up` config's text as YAML: the document (syntax errors on `doc.errors`) and the text itself. */
+export interface WireguardConfigYaml {
+  doc: Document;
+  text: string;
+}
+
+/**
+ * The first step of parseWireguardConfig: the text as a YAML document. Never throws; nothing is
+ * checked yet. (The fuzz target reads the document's secrets from the very tree the parser checked.)
+ */
+export function readWireguardConfigYaml(text: string): WireguardConfigYaml {
+  return { doc: parseDocument(text, { uniqueKeys: true, prettyErrors: true }), text };
+}
+
+/** The second step of parseWireguardConfig: every problem of the document, or the config. Leaves `yaml` as it was. */
+export function parseWireguardConfigYaml(yaml: WireguardConfigYaml, sourceName: string): WireguardDeviceConfig {
+  const { doc, text } = yaml;
   if (doc.errors.length > 0) {
     throw new ConfigError(
       doc.errors.map((e) => {

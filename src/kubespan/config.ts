@@ -780,8 +780,27 @@ function yamlMessage(message: string): string {
  * cluster secret.
  */
 export function parseNodeConfig(text: string, sourceName: string): NodeConfig {
+  return parseNodeConfigYaml(readNodeConfigYaml(text), sourceName);
+}
+
+/** A node config's text as YAML: the document (syntax errors on `doc.errors`) and its line starts. */
+export interface NodeConfigYaml {
+  doc: Document;
+  lineCounter: LineCounter;
+}
+
+/**
+ * The first step of parseNodeConfig: the text as a YAML document. Never throws; nothing is checked
+ * yet. (The fuzz target reads the document's secrets from the very tree the parser checked.)
+ */
+export function readNodeConfigYaml(text: string): NodeConfigYaml {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
+  return { doc: parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter }), lineCounter };
+}
+
+/** The second step of parseNodeConfig: every problem of the document, or the config. Leaves `yaml` as it was. */
+export function parseNodeConfigYaml(yaml: NodeConfigYaml, sourceName: string): NodeConfig {
+  const { doc, lineCounter } = yaml;
   if (doc.errors.length > 0) {
     throw new ConfigError(
       sourceName,

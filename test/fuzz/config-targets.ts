@@ -9,9 +9,9 @@
  * misplaced under a typo'd key or inside a mis-indented section), and the password of a proxy URL.
  */
 import fc from 'fast-check';
-import { parseDocument, stringify as stringifyYaml } from 'yaml';
-import { ConfigError as WgConfigError, parseWireguardConfig } from '../../src/config/wireguard-config.js';
-import { ConfigError as NodeConfigError, parseNodeConfig } from '../../src/kubespan/config.js';
+import { parseDocument, stringify as stringifyYaml, type Document } from 'yaml';
+import { ConfigError as WgConfigError, parseWireguardConfigYaml, readWireguardConfigYaml } from '../../src/config/wireguard-config.js';
+import { ConfigError as NodeConfigError, parseNodeConfigYaml, readNodeConfigYaml } from '../../src/kubespan/config.js';
 import { maskProxyUrl, parseProxyUrl } from '../../src/discovery-client/proxy.js';
 import { applyMutation, mutationArb, type Mutation } from './mutate.js';
 import { expectThat, type FuzzTarget } from './target.js';
@@ -152,11 +152,20 @@ function assertNoSecret(message: string, secrets: string[], what: string): void 
 }
 
 /** Strings under secret-named keys of the YAML as it parses (for byte-mutated text). */
-function secretsInDocument(text: string, secretKey: RegExp): string[] {
+export function secretsInDocument(text: string, secretKey: RegExp): string[] {
+  return secretsOfDocument(parseDocument(text), secretKey);
+}
+
+/**
+ * Strings under secret-named keys of a parsed YAML document. The config targets pass the document the
+ * parser under test built from the text (the parse is the costly part of a case, so it is done once):
+ * the parsers' options differ from yaml's defaults only in how errors are worded, not in the tree.
+ */
+export function secretsOfDocument(parsed: Document, secretKey: RegExp): string[] {
   let doc: unknown;
   try {
-    // parseDocument + toJS, not parse(): no process warnings, and Map keys stay what they are
-    doc = parseDocument(text).toJS({ maxAliasCount: 100, mapAsMap: true });
+    // toJS, not parse(): no process warnings, and Map keys stay what they are
+    doc = parsed.toJS({ maxAliasCount: 100, mapAsMap: true });
   } catch {
     return [];
   }
@@ -253,14 +262,18 @@ function configCaseArb(secretCount: number, withProxy: boolean): fc.Arbitrary<Co
   );
 }
 
-/** The text to parse, and the strings that must never be echoed. */
-function materialise(c: ConfigCase, base: (secrets: string[], proxy: ProxyParts) => unknown, protect: RegExp, secretKey: RegExp): { text: string; secrets: string[] } {
-  if (c.mode === 'arbitrary') return { text: c.text, secrets: secretsInDocument(c.text, secretKey) };
+/**
+ * The text to parse, and the strings that must never be echoed; `andDocumentSecrets` says that the
+ * strings under secret-named keys of the text as it parses must not be echoed either (the caller adds
+ * them with secretsOfDocument once the text is parsed).
+ */
+function materialise(c: ConfigCase, base: (secrets: string[], proxy: ProxyParts) => unknown, protect: RegExp): { text: string; secrets: string[]; andDocumentSecrets: boolean } {
+  if (c.mode === 'arbitrary') return { text: c.text, secrets: [], andDocumentSecrets: true };
   const passwords = c.extra.password ? [c.extra.password] : [];
   if (c.mode === 'structured') {
     const doc = applyEdits(base(c.secrets, c.extra), c.edits, protect);
     // a damaged secret is still secret where it stands; only intact ones are tracked everywhere
-    return { text: stringifyYaml(doc), secrets: [...c.secrets, ...passwords] };
+    return { text: stringifyYaml(doc), secrets: [...c.secrets, ...passwords], andDocumentSecrets: false };
   }
   const original = stringifyYaml(base(c.secrets, c.extra));
   const text = Buffer.from(applyMutation(Buffer.from(original, 'utf8'), c.mutation)).toString('utf8');
@@ -268,7 +281,30 @@ function materialise(c: ConfigCase, base: (secrets: string[], proxy: ProxyParts)
   // nor whatever now sits under a secret-named key; the password only if its URL is still whole
   const keyLike = c.secrets.filter((s) => LOOKS_LIKE_KEY.test(s) && text.includes(s));
   const password = text.includes(proxyUrl(c.extra)) ? passwords : [];
-  return { text, secrets: [...keyLike, ...password, ...secretsInDocument(text, secretKey)] };
+  return { text, secrets: [...keyLike, ...password], andDocumentSecrets: true };
+}
+
+/**
+ * Parses `text` with a config module's two steps (read the YAML, then check it) while capturing process
+ * warnings, and returns the strings that must never be echoed: `secrets`, plus those under
+ * secret-named keys of the document the parser read when `andDocumentSecrets`.
+ */
+function parseConfig<Y extends { doc: Document }, T>(
+  text: string,
+  read: (text: string) => Y,
+  check: (yaml: Y) => T,
+  material: { secrets: string[]; andDocumentSecrets: boolean },
+  secretKey: RegExp,
+): { result?: T; error?: unknown; warnings: string[]; secrets: string[] } {
+  let yaml: Y | undefined;
+  const run = withWarnings(() => {
+    yaml = read(text);
+    return check(yaml);
+  });
+  if (!material.andDocumentSecrets) return { ...run, secrets: material.secrets };
+  // read never throws; if it did, the contract check reports that, and a fresh parse stands in
+  const documentSecrets = yaml ? secretsOfDocument(yaml.doc, secretKey) : secretsInDocument(text, secretKey);
+  return { ...run, secrets: [...material.secrets, ...documentSecrets] };
 }
 
 export const wireguardConfigTarget: FuzzTarget<ConfigCase> = {
@@ -277,8 +313,10 @@ export const wireguardConfigTarget: FuzzTarget<ConfigCase> = {
   setup: () => undefined,
   arbitrary: () => configCaseArb(2, false),
   check(_ctx, c) {
-    const { text, secrets } = materialise(c, ([priv, psk]) => wireguardBase(priv!, psk!), WG_SECRET_KEY, WG_SECRET_KEY);
-    const run = withWarnings(() => parseWireguardConfig(text, 'fuzz.yaml'));
+    const material = materialise(c, ([priv, psk]) => wireguardBase(priv!, psk!), WG_SECRET_KEY);
+    const text = material.text;
+    const run = parseConfig(text, readWireguardConfigYaml, (yaml) => parseWireguardConfigYaml(yaml, 'fuzz.yaml'), material, WG_SECRET_KEY);
+    const secrets = run.secrets;
     expectThat(run.warnings.length === 0, () => `parsing printed process warnings: ${run.warnings.join(' | ').slice(0, 300)}`);
     const config = run.result;
     if (run.error !== undefined || config === undefined) {
@@ -338,8 +376,10 @@ export const nodeConfigTarget: FuzzTarget<ConfigCase> = {
   setup: () => undefined,
   arbitrary: () => configCaseArb(1, true),
   check(_ctx, c) {
-    const { text, secrets } = materialise(c, ([secret], proxy) => nodeBase(secret!, proxy), NODE_PROTECT, NODE_SECRET_KEY);
-    const run = withWarnings(() => parseNodeConfig(text, 'node.yaml'));
+    const material = materialise(c, ([secret], proxy) => nodeBase(secret!, proxy), NODE_PROTECT);
+    const text = material.text;
+    const run = parseConfig(text, readNodeConfigYaml, (yaml) => parseNodeConfigYaml(yaml, 'node.yaml'), material, NODE_SECRET_KEY);
+    const secrets = run.secrets;
     expectThat(run.warnings.length === 0, () => `parsing printed process warnings: ${run.warnings.join(' | ').slice(0, 300)}`);
     const config = run.result;
     if (run.error !== undefined || config === undefined) {
