@@ -12,7 +12,7 @@
  * - `kubespand.metricsListen`: Prometheus metrics (src/metrics).
  */
 import { parseArgs } from 'node:util';
-import { checkConfigFileMode, checkConfigFiles, ConfigError, LOG_LEVELS, parseNodeConfigFile, type LogLevel } from '../kubespan/config.js';
+import { ConfigError, LOG_LEVELS, parseNodeConfigFile, type LogLevel } from '../kubespan/config.js';
 import { KubespanDaemon } from '../kubespan/daemon.js';
 import { startControlServer, type ControlServer } from '../kubespan/control.js';
 import { ConfigReloader, runtimeConfigFrom, type RuntimeConfig } from '../kubespan/reload.js';
@@ -125,9 +125,8 @@ export const runCommand: Command = {
     let cfg;
     try {
       cfg = parseNodeConfigFile(configFile);
-      // a world-readable file, unreadable CA files: refused here as validate refuses them
-      const fileProblems = [...checkConfigFileMode(cfg), ...checkConfigFiles(cfg)];
-      if (fileProblems.length > 0) throw new ConfigError(configFile, fileProblems);
+      // a world-readable file, unreadable CA files: refused here as validate refuses them (and as
+      // every reload refuses them: runtimeConfigFrom checks both)
       rc = runtimeConfigFrom(cfg);
     } catch (err) {
       process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `kubespand run: ${err instanceof Error ? err.message : String(err)}\n`);

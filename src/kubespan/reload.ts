@@ -1,8 +1,10 @@
 /**
  * Live reload of the node config (SIGHUP, `systemctl reload`, the control socket's `reload` op).
  *
- * The file is read and validated exactly as `kubespand run` does at start (plus the CA files'
- * contents). A file with any problem is refused as a whole and the running state is kept. Fields
+ * The file is read and validated exactly as `kubespand run` does at start, its mode and the CA files'
+ * contents included: a file that others can read (it holds the cluster secret) is refused with the
+ * same message as at start. A file with any problem is refused as a whole, the running state is kept,
+ * and the reload counts as failed. Fields
  * that define who this node is, or which device and sockets it owns, cannot change under a running
  * daemon: a reload that changes one is refused with a message naming the key and saying to restart.
  * Everything else is applied in place by the daemon, the logger and the metrics listener, without
@@ -17,7 +19,7 @@
  * Change lists name keys only, never values: some of them (the secret, proxy URLs) are secrets.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { checkConfigFiles, ConfigError, parseNodeConfigFile, type LogLevel, type NodeConfig } from './config.js';
+import { checkConfigFileMode, checkConfigFiles, ConfigError, parseNodeConfigFile, type LogLevel, type NodeConfig } from './config.js';
 import { toDaemonSettings } from './settings.js';
 import type { DaemonSettings } from './daemon.js';
 import type { MetricsListen } from '../metrics/server.js';
@@ -78,9 +80,12 @@ export function planReload(current: RuntimeConfig, next: RuntimeConfig): ReloadP
   return { changed: LIVE_FIELDS.filter(differs).map((f) => f.key), restartRequired: RESTART_FIELDS.filter(differs).map((f) => f.key) };
 }
 
-/** Maps a parsed config file to what a running node uses; throws (ConfigError or Error) when it cannot run. */
+/**
+ * Maps a parsed config file to what a running node uses; throws (ConfigError or Error) when it cannot
+ * run, as when others can read the file or a CA file is unreadable (at start and on every reload).
+ */
 export function runtimeConfigFrom(cfg: NodeConfig): RuntimeConfig {
-  const problems = checkConfigFiles(cfg);
+  const problems = [...checkConfigFileMode(cfg), ...checkConfigFiles(cfg)];
   if (problems.length > 0) throw new ConfigError(cfg.sourceName, problems);
   return {
     settings: toDaemonSettings(cfg),

@@ -2,9 +2,10 @@
  * Config reload decisions without a daemon: which keys apply live and which need a restart
  * (planReload), and the ConfigReloader against real files and recording targets: refused files
  * leave the targets untouched, messages name keys but never secrets, reloads run one at a time.
+ * Config files are written 0600, as `gen config` writes them: one that others can read is refused.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -26,8 +27,14 @@ function config(over: { kubespan?: Record<string, unknown>; kubespand?: Record<s
   });
 }
 
+/** Writes the config file, private as it must be (it holds the cluster secret). */
+function write(text: string): void {
+  writeFileSync(file, text, { mode: 0o600 });
+  chmodSync(file, 0o600);
+}
+
 function load(text: string): RuntimeConfig {
-  writeFileSync(file, text);
+  write(text);
   return runtimeConfigFrom(parseNodeConfigFile(file));
 }
 
@@ -110,7 +117,7 @@ describe('ConfigReloader', () => {
   it('applies a changed file: metrics first, then the daemon, then the log level', async () => {
     const t = recorder();
     const r = new ConfigReloader(file, load(config()), t, { now: () => 1234 });
-    writeFileSync(file, config({ kubespan: { mtu: 1400 }, kubespand: { logLevel: 'debug', metricsListen: '127.0.0.1:9100' } }));
+    write(config({ kubespan: { mtu: 1400 }, kubespand: { logLevel: 'debug', metricsListen: '127.0.0.1:9100' } }));
     const result = await r.reload();
     expect(result).toEqual({ file, changed: ['machine.network.kubespan.mtu', 'kubespand.logLevel', 'kubespand.metricsListen'], overridden: [] });
     expect(t.calls).toEqual(['metrics 127.0.0.1:9100', 'apply:start machine.network.kubespan.mtu', 'apply:end', 'level debug']);
@@ -126,7 +133,7 @@ describe('ConfigReloader', () => {
   it('refuses an invalid file naming every problem, calls no target and keeps the running config', async () => {
     const t = recorder();
     const r = new ConfigReloader(file, load(config()), t);
-    writeFileSync(file, config({ kubespan: { mtu: 900, filters: { endpoints: ['not-a-cidr'] } }, kubespand: { logLevl: 'debug' } }));
+    write(config({ kubespan: { mtu: 900, filters: { endpoints: ['not-a-cidr'] } }, kubespand: { logLevl: 'debug' } }));
     const err = await refusal(r.reload());
     expect(err).toBeInstanceOf(ReloadError);
     expect(err.message).toContain('config reload refused, the running configuration is kept');
@@ -144,15 +151,44 @@ describe('ConfigReloader', () => {
     const r = new ConfigReloader(file, load(config()), t);
     rmSync(file);
     await expect(r.reload()).rejects.toThrow(`${file}: cannot read the config file: no such file`);
-    writeFileSync(file, config({ kubespand: { discovery: { caFiles: [join(dir, 'missing-ca.pem')] } } }));
+    write(config({ kubespand: { discovery: { caFiles: [join(dir, 'missing-ca.pem')] } } }));
     await expect(r.reload()).rejects.toThrow(`kubespand.discovery.caFiles[0]: cannot be read: no such file (got "${join(dir, 'missing-ca.pem')}")`);
     expect(t.calls).toEqual([]);
+  });
+
+  it('refuses a file that others can read, as run does at start, keeps the running config and counts a failure', async () => {
+    const t = recorder();
+    const r = new ConfigReloader(file, load(config()), t, { now: () => 1234 });
+    const before = r.config;
+    write(config({ kubespan: { mtu: 1400 }, kubespand: { logLevel: 'debug' } }));
+    chmodSync(file, 0o644);
+    const err = await refusal(r.reload());
+    expect(err).toBeInstanceOf(ReloadError);
+    expect(err.message).toBe(
+      `config reload refused, the running configuration is kept:\n${file}: mode 0644 lets others read the cluster secret; refusing to use it (fix with: chmod 600 ${file})`,
+    );
+    expect(err.message).not.toContain(SECRET);
+    expect(err.message).not.toContain(Buffer.from(SECRET, 'base64').toString('hex'));
+    expect(t.calls).toEqual([]);
+    expect(r.config).toBe(before);
+    expect(r.config.settings.kubespan.mtu).toBe(1420);
+    expect(r.counters).toMatchObject({ succeeded: 0, failed: 1, lastSuccessAt: 0, lastError: err.message });
+    // readable and writable by others: refused too, and the file itself is left as it is
+    chmodSync(file, 0o606);
+    await expect(r.reload()).rejects.toThrow(`mode 0606 lets others read the cluster secret; refusing to use it (fix with: chmod 600 ${file})`);
+    expect(statSync(file).mode & 0o777).toBe(0o606);
+    expect(r.counters.failed).toBe(2);
+    // once fixed, the same file applies
+    chmodSync(file, 0o600);
+    expect((await r.reload()).changed).toEqual(['machine.network.kubespan.mtu', 'kubespand.logLevel']);
+    expect(r.counters).toMatchObject({ succeeded: 1, failed: 2, lastSuccessAt: 1234 });
+    expect(r.counters.lastError).toBeUndefined();
   });
 
   it('says which identity keys need a restart, without the secret', async () => {
     const t = recorder();
     const r = new ConfigReloader(file, load(config()), t);
-    writeFileSync(file, config({ cluster: { secret: OTHER_SECRET }, kubespan: { mtu: 1400 }, kubespand: { listenPort: 51999 } }));
+    write(config({ cluster: { secret: OTHER_SECRET }, kubespan: { mtu: 1400 }, kubespand: { listenPort: 51999 } }));
     const err = await refusal(r.reload());
     expect(err.message).toContain('cluster.secret, kubespand.listenPort changed; a restart is needed to apply them (systemctl restart kubespand), as these keys define the node\'s identity, device or sockets');
     expect(err.message).not.toContain(OTHER_SECRET);
@@ -166,7 +202,7 @@ describe('ConfigReloader', () => {
   it('keeps a log level given on the command line, and reports it as overridden', async () => {
     const t = recorder();
     const r = new ConfigReloader(file, load(config()), t, { logLevelOverride: 'warn' });
-    writeFileSync(file, config({ kubespand: { logLevel: 'trace' } }));
+    write(config({ kubespand: { logLevel: 'trace' } }));
     expect(await r.reload()).toMatchObject({ changed: ['kubespand.logLevel'], overridden: ['kubespand.logLevel'] });
     expect(t.calls).toEqual([]);
   });
@@ -174,7 +210,7 @@ describe('ConfigReloader', () => {
   it('does not touch the daemon when the metrics address is refused', async () => {
     const t = recorder({ failMetrics: true });
     const r = new ConfigReloader(file, load(config()), t);
-    writeFileSync(file, config({ kubespan: { mtu: 1400 }, kubespand: { metricsListen: '10.0.0.1:9100' } }));
+    write(config({ kubespan: { mtu: 1400 }, kubespand: { metricsListen: '10.0.0.1:9100' } }));
     await expect(r.reload()).rejects.toThrow('cannot listen: the address is not on this host');
     expect(t.calls).toEqual(['metrics 10.0.0.1:9100']);
     expect(r.config.settings.kubespan.mtu).toBe(1420);
@@ -183,7 +219,7 @@ describe('ConfigReloader', () => {
   it('runs concurrent reloads one after the other', async () => {
     const t = recorder({ slowApplyMs: 50 });
     const r = new ConfigReloader(file, load(config()), t);
-    writeFileSync(file, config({ kubespan: { mtu: 1400 } }));
+    write(config({ kubespan: { mtu: 1400 } }));
     const [a, b] = await Promise.all([r.reload(), r.reload()]);
     expect(a.changed).toEqual(['machine.network.kubespan.mtu']);
     expect(b.changed).toEqual([]);
