@@ -10,6 +10,14 @@
  *                                        than EAGAIN (interface deleted: EBADFD/EIO) calls cb(null, err)
  *                                        once and stops the reader.
  *   tunReaderStop(handle)                stop polling; safe to call twice
+ *   udpReaderStart(fd, maxBatch, cb) -> handle
+ *                                        the same poll-driven reader for a UDP socket: it polls a dup of
+ *                                        the fd (the caller's socket keeps its own fd and handle for
+ *                                        sending and closing), recvmmsg(2) takes up to maxBatch datagrams
+ *                                        per wake-up, then ONE call cb(datagrams, addresses, ports).
+ *                                        Errors that only concern one datagram (ICMP-reported errors,
+ *                                        ENOMEM) are counted and reading goes on; a dead fd calls
+ *                                        cb(null, err) once and stops. Stop it with tunReaderStop.
  *   tunWrite(fd, buf)                    bytes written, or -errno (never throws on EAGAIN)
  *   tunWriteBatch(fd, bufs)              writes in order; a packet the kernel rejects is skipped,
  *                                        EAGAIN stops the batch; returns the count written
@@ -44,6 +52,10 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+/* <net/if.h> clashes with <linux/if.h> (needed for TUNSETIFF); this is its one declaration we use */
+extern char *if_indextoname(unsigned int ifindex, char *ifname);
 #include <unistd.h>
 
 #include <node_api.h>
@@ -55,6 +67,8 @@
 #define TUN_DEVICE_PATH "/dev/net/tun"
 #define MAX_BATCH_LIMIT 4096
 #define MAX_BUF_SIZE (1 << 20)
+#define UDP_SLOT_SIZE 65536 /* the largest UDP payload; a WireGuard datagram is at most MTU + 32 */
+#define UDP_MAX_BATCH 256
 
 /* ---------------------------------------------------------------- errors and argument helpers */
 
@@ -567,20 +581,50 @@ typedef struct tun_reader {
   uint8_t *buf;
   bool vnet;          /* frames carry a virtio header: split TSO frames, complete checksums */
   uint8_t *scratch;   /* 64 KiB for offload_split */
+  bool udp;           /* a UDP reader: recvmmsg into slots, fd is our own dup */
+  struct mmsghdr *msgs;
+  struct iovec *iovs;
+  struct sockaddr_storage *addrs;
   enum reader_state state;
   bool handle_collected; /* the JS handle was garbage-collected */
 } tun_reader;
 
 static void env_cleanup(void *arg);
 
-static void reader_on_closed(uv_handle_t *handle) {
-  tun_reader *r = (tun_reader *)handle->data;
-  r->state = READER_CLOSED;
+/* Frees what the reader owns (buffers, its dup of a UDP fd); the struct itself stays. */
+static void reader_release(tun_reader *r) {
   free(r->buf);
   r->buf = NULL;
   free(r->scratch);
   r->scratch = NULL;
+  free(r->msgs);
+  free(r->iovs);
+  free(r->addrs);
+  r->msgs = NULL;
+  r->iovs = NULL;
+  r->addrs = NULL;
+  if (r->udp && r->fd >= 0) close(r->fd);
+  if (r->udp) r->fd = -1;
+}
+
+static void reader_on_closed(uv_handle_t *handle) {
+  tun_reader *r = (tun_reader *)handle->data;
+  r->state = READER_CLOSED;
+  reader_release(r);
   if (r->handle_collected) free(r);
+}
+
+/*
+ * Closes the poll handle. A UDP reader's own fd is closed right after uv_close returns: libuv has
+ * dropped it from epoll by then, and the port must be free when the caller's socket closes (a rebind
+ * to the same port, or another process, may take it at once).
+ */
+static void reader_close_handle(tun_reader *r) {
+  uv_close((uv_handle_t *)&r->poll, reader_on_closed);
+  if (r->udp && r->fd >= 0) {
+    close(r->fd);
+    r->fd = -1;
+  }
 }
 
 static void reader_stop(tun_reader *r, bool from_cleanup_hook) {
@@ -592,7 +636,7 @@ static void reader_stop(tun_reader *r, bool from_cleanup_hook) {
   if (r->async_context != NULL) napi_async_destroy(r->env, r->async_context);
   r->async_context = NULL;
   if (!from_cleanup_hook) napi_remove_env_cleanup_hook(r->env, env_cleanup, r);
-  uv_close((uv_handle_t *)&r->poll, reader_on_closed);
+  reader_close_handle(r);
 }
 
 static void env_cleanup(void *arg) { reader_stop((tun_reader *)arg, true); }
@@ -633,9 +677,15 @@ static int split_emit(void *arg, const uint8_t *packet, size_t len) {
   return 0;
 }
 
+static void udp_reader_on_poll(tun_reader *r, int status);
+
 static void reader_on_poll(uv_poll_t *handle, int status, int events) {
   tun_reader *r = (tun_reader *)handle->data;
   if (r->state != READER_ACTIVE) return;
+  if (r->udp) {
+    udp_reader_on_poll(r, status);
+    return;
+  }
   napi_env env = r->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
@@ -699,6 +749,234 @@ static void reader_on_poll(uv_poll_t *handle, int status, int events) {
   }
 out:
   napi_close_handle_scope(env, scope);
+}
+
+
+/* Reports err to the callback once and stops the reader (the fd is gone). */
+static void reader_fail(tun_reader *r, int err, const char *what) {
+  napi_env env = r->env;
+  napi_value argv[2];
+  napi_get_null(env, &argv[0]);
+  argv[1] = make_errno_error(env, err, r->udp ? "recvmmsg" : "read", what);
+  if (argv[1] == NULL) argv[1] = undefined_value(env);
+  napi_ref callback = r->callback;
+  napi_async_context context = r->async_context;
+  r->callback = NULL;
+  r->async_context = NULL;
+  r->state = READER_CLOSING;
+  uv_poll_stop(&r->poll);
+  napi_remove_env_cleanup_hook(env, env_cleanup, r);
+  invoke(env, context, callback, 2, argv);
+  napi_delete_reference(env, callback);
+  napi_async_destroy(env, context);
+  reader_close_handle(r);
+}
+
+/* Errors of one datagram (or of the network, reported through ICMP) that leave the socket usable. */
+static bool udp_transient(int err) {
+  switch (err) {
+  case ECONNREFUSED: case EHOSTUNREACH: case ENETUNREACH: case ENETDOWN: case EHOSTDOWN:
+  case ECONNRESET: case EMSGSIZE: case ENOMEM: case ENOBUFS: case EPROTO: case EIO: case EPERM:
+  case ETIMEDOUT: case ENOPROTOOPT: case EOPNOTSUPP:
+    return true;
+  default:
+    return false;
+  }
+}
+
+static void udp_reader_on_poll(tun_reader *r, int status) {
+  napi_env env = r->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  int fatal = 0;
+  int n;
+  for (;;) {
+    for (uint32_t i = 0; i < r->max_batch; i++) {
+      r->msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+      r->msgs[i].msg_hdr.msg_flags = 0;
+      r->msgs[i].msg_len = 0;
+    }
+    n = recvmmsg(r->fd, r->msgs, r->max_batch, MSG_DONTWAIT, NULL);
+    if (n >= 0) break;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+    if (udp_transient(errno)) continue; /* the error was consumed; the next datagram may be fine */
+    fatal = errno;
+    break;
+  }
+  if (n > 0) {
+    napi_value datagrams, addresses, ports;
+    uint32_t count = 0;
+    if (napi_create_array_with_length(env, (size_t)n, &datagrams) != napi_ok ||
+        napi_create_array_with_length(env, (size_t)n, &addresses) != napi_ok ||
+        napi_create_array_with_length(env, (size_t)n, &ports) != napi_ok)
+      goto out;
+    for (int i = 0; i < n; i++) {
+      struct msghdr *h = &r->msgs[i].msg_hdr;
+      if (h->msg_flags & MSG_TRUNC) continue; /* larger than any WireGuard datagram: dropped */
+      char text[INET6_ADDRSTRLEN + IFNAMSIZ + 1];
+      int port;
+      const struct sockaddr_storage *ss = &r->addrs[i];
+      if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        if (inet_ntop(AF_INET, &a->sin_addr, text, sizeof text) == NULL) continue;
+        port = ntohs(a->sin_port);
+      } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+          if (inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], text, sizeof text) == NULL) continue;
+        } else if (inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text) == NULL) {
+          continue;
+        } else if (a->sin6_scope_id != 0) {
+          /* a link-local source: name its zone as node's dgram does (interface name, else the index) */
+          char zone[IFNAMSIZ];
+          size_t used = strlen(text);
+          if (if_indextoname(a->sin6_scope_id, zone) != NULL) snprintf(text + used, sizeof text - used, "%%%s", zone);
+          else snprintf(text + used, sizeof text - used, "%%%u", (unsigned)a->sin6_scope_id);
+        }
+        port = ntohs(a->sin6_port);
+      } else {
+        continue;
+      }
+      napi_value data, address, port_v;
+      if (napi_create_buffer_copy(env, r->msgs[i].msg_len, r->iovs[i].iov_base, NULL, &data) != napi_ok ||
+          napi_create_string_latin1(env, text, NAPI_AUTO_LENGTH, &address) != napi_ok ||
+          napi_create_int32(env, port, &port_v) != napi_ok ||
+          napi_set_element(env, datagrams, count, data) != napi_ok ||
+          napi_set_element(env, addresses, count, address) != napi_ok ||
+          napi_set_element(env, ports, count, port_v) != napi_ok)
+        goto out;
+      count++;
+    }
+    if (count > 0) {
+      napi_value argv[3] = {datagrams, addresses, ports};
+      invoke(env, r->async_context, r->callback, 3, argv);
+    }
+  }
+  if (fatal == 0 && status < 0 && r->state == READER_ACTIVE) {
+    /* POLLERR: a pending socket error (ICMP) is consumed by the next recvmmsg; only a dead fd is fatal */
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) fatal = errno;
+    else if (uv_poll_start(&r->poll, UV_READABLE, reader_on_poll) < 0) fatal = EBADF;
+  }
+  if (fatal != 0 && r->state == READER_ACTIVE) {
+    char what[96];
+    snprintf(what, sizeof what, "UDP fd %d read failed", r->fd);
+    reader_fail(r, fatal, what);
+  }
+out:
+  napi_close_handle_scope(env, scope);
+}
+
+/* Shared tail of the reader constructors: poll start, JS handle, cleanup hook. Frees r on failure. */
+static napi_value reader_begin(napi_env env, tun_reader *r, napi_value cb, const char *fn, const char *resource_text) {
+  uv_loop_t *loop = NULL;
+  if (napi_get_uv_event_loop(env, (struct uv_loop_s **)&loop) != napi_ok) {
+    reader_release(r);
+    free(r);
+    return NULL;
+  }
+  r->poll.data = r;
+  int rc = uv_poll_init(loop, &r->poll, r->fd);
+  if (rc < 0) {
+    int fd = r->fd;
+    reader_release(r);
+    free(r);
+    throw_errno(env, -rc, "uv_poll_init", "%s fd %d: uv_poll_init", fn, fd);
+    return NULL;
+  }
+  r->poll.data = r;
+  rc = uv_poll_start(&r->poll, UV_READABLE, reader_on_poll);
+  if (rc < 0) {
+    r->state = READER_CLOSING;
+    r->handle_collected = true; /* no JS handle will exist: free on close */
+    throw_errno(env, -rc, "uv_poll_start", "%s fd %d: uv_poll_start", fn, r->fd);
+    uv_close((uv_handle_t *)&r->poll, reader_on_closed);
+    return NULL;
+  }
+  napi_value resource, resource_name, handle;
+  if (napi_create_reference(env, cb, 1, &r->callback) != napi_ok ||
+      napi_create_object(env, &resource) != napi_ok ||
+      napi_create_string_utf8(env, resource_text, NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
+      napi_async_init(env, resource, resource_name, &r->async_context) != napi_ok ||
+      napi_create_external(env, r, reader_finalize, NULL, &handle) != napi_ok) {
+    r->handle_collected = true;
+    if (r->callback != NULL) napi_delete_reference(env, r->callback);
+    if (r->async_context != NULL) napi_async_destroy(env, r->async_context);
+    r->callback = NULL;
+    r->async_context = NULL;
+    r->state = READER_CLOSING;
+    uv_poll_stop(&r->poll);
+    uv_close((uv_handle_t *)&r->poll, reader_on_closed);
+    return NULL;
+  }
+  napi_add_env_cleanup_hook(env, env_cleanup, r);
+  return handle;
+}
+
+static napi_value udp_reader_start(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int fd;
+  double max_batch;
+  if (!get_args(env, info, 3, argv, "udpReaderStart") || !get_fd(env, argv[0], "udpReaderStart", &fd) ||
+      !get_integer(env, argv[1], "udpReaderStart", "maxBatch", 1, UDP_MAX_BATCH, &max_batch))
+    return NULL;
+  napi_valuetype type;
+  NAPI_OK_OR_RETURN(env, napi_typeof(env, argv[2], &type), NULL);
+  if (type != napi_function) {
+    throw_type(env, "udpReaderStart: callback must be a function");
+    return NULL;
+  }
+  int sock_type = 0;
+  socklen_t len = sizeof sock_type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &sock_type, &len) < 0) {
+    throw_errno(env, errno, "getsockopt", "udpReaderStart fd %d: not a socket", fd);
+    return NULL;
+  }
+  if (sock_type != SOCK_DGRAM) {
+    throw_type(env, "udpReaderStart: fd %d is not a datagram socket (SO_TYPE %d)", fd, sock_type);
+    return NULL;
+  }
+  size_t batch = (size_t)max_batch;
+  tun_reader *r = (tun_reader *)calloc(1, sizeof *r);
+  if (r == NULL) {
+    throw_errno(env, ENOMEM, "calloc", "udpReaderStart fd %d: allocating reader", fd);
+    return NULL;
+  }
+  r->udp = true;
+  r->fd = -1;
+  r->env = env;
+  r->max_batch = (uint32_t)batch;
+  r->buf_size = batch * UDP_SLOT_SIZE;
+  r->buf = (uint8_t *)malloc(r->buf_size);
+  r->msgs = (struct mmsghdr *)calloc(batch, sizeof *r->msgs);
+  r->iovs = (struct iovec *)calloc(batch, sizeof *r->iovs);
+  r->addrs = (struct sockaddr_storage *)calloc(batch, sizeof *r->addrs);
+  if (r->buf == NULL || r->msgs == NULL || r->iovs == NULL || r->addrs == NULL) {
+    reader_release(r);
+    free(r);
+    throw_errno(env, ENOMEM, "malloc", "udpReaderStart fd %d: allocating %zu receive slots", fd, batch);
+    return NULL;
+  }
+  for (size_t i = 0; i < batch; i++) {
+    r->iovs[i].iov_base = r->buf + i * UDP_SLOT_SIZE;
+    r->iovs[i].iov_len = UDP_SLOT_SIZE;
+    r->msgs[i].msg_hdr.msg_iov = &r->iovs[i];
+    r->msgs[i].msg_hdr.msg_iovlen = 1;
+    r->msgs[i].msg_hdr.msg_name = &r->addrs[i];
+  }
+  /* our own fd: closing it never touches the caller's socket handle, and its epoll entry is separate */
+  r->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (r->fd < 0) {
+    int err = errno;
+    reader_release(r);
+    free(r);
+    throw_errno(env, err, "fcntl", "udpReaderStart fd %d: F_DUPFD_CLOEXEC", fd);
+    return NULL;
+  }
+  r->state = READER_ACTIVE;
+  return reader_begin(env, r, argv[2], "udpReaderStart", "kubespand:UdpReader");
 }
 
 static napi_value tun_reader_start(napi_env env, napi_callback_info info) {
@@ -879,6 +1157,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setNonBlocking", NULL, set_non_blocking, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tunReaderStart", NULL, tun_reader_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tunReaderStop", NULL, tun_reader_stop, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpReaderStart", NULL, udp_reader_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tunWrite", NULL, tun_write, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tunWriteBatch", NULL, tun_write_batch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},

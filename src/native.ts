@@ -30,6 +30,12 @@ export interface TunReaderHandle {
  */
 export type TunReaderCallback = (packets: Buffer[] | null, err?: NativeError) => void;
 
+/**
+ * UDP reader callback: datagrams with their sources (`addresses[i]` numeric text, IPv4-mapped sources
+ * as IPv4, link-local IPv6 with `%zone`; `ports[i]`), or `null` with `err` once when the socket died.
+ */
+export type UdpReaderCallback = (datagrams: Buffer[] | null, addressesOrErr?: string[] | NativeError, ports?: number[]) => void;
+
 export interface NativeAddon {
   /** Opens /dev/net/tun (O_RDWR|O_NONBLOCK|O_CLOEXEC), TUNSETIFF IFF_TUN|IFF_NO_PI; `name` may hold a %d pattern. */
   tunOpen(name: string, vnetHdr?: boolean): { fd: number; name: string };
@@ -40,6 +46,12 @@ export interface NativeAddon {
   tunReaderStart(fd: number, maxBatch: number, bufSize: number, cb: TunReaderCallback, vnetHdr?: boolean): TunReaderHandle;
   /** Idempotent. Must be called before the fd is closed. */
   tunReaderStop(handle: TunReaderHandle): void;
+  /**
+   * Reads a UDP socket with recvmmsg (up to `maxBatch` datagrams per wake-up, one callback). It polls its
+   * own dup of `fd`, so the socket's owner keeps sending on and closing its fd; stop it with tunReaderStop.
+   * Absent from an addon built before it existed.
+   */
+  udpReaderStart?(fd: number, maxBatch: number, cb: UdpReaderCallback): TunReaderHandle;
   /** Bytes written, or -errno; never throws for I/O errors. */
   tunWrite(fd: number, packet: Uint8Array, vnetHdr?: boolean): number;
   /** Writes in order, skipping packets the kernel rejects, stopping at EAGAIN; returns the count written. */

@@ -1,13 +1,15 @@
 import * as dgram from 'node:dgram';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Datagram, Endpoint } from '../../../src/bind/bind.js';
 import { UdpBind, socketFd } from '../../../src/bind/udp-bind.js';
 import { loadNative } from '../../../src/native.js';
 
 // Loopback only: the binds listen on 127.0.0.1 and ::1, never on the wildcard addresses.
 const opened: UdpBind[] = [];
+// every behaviour is checked with both receive paths: the native recvmmsg reader (default) and dgram alone
+let nativeReceive = true;
 function loopbackBind(): UdpBind {
-  const b = new UdpBind({ address4: '127.0.0.1', address6: '::1' });
+  const b = new UdpBind({ address4: '127.0.0.1', address6: '::1', nativeReceive });
   opened.push(b);
   return b;
 }
@@ -42,7 +44,25 @@ function collect(bind: UdpBind): { batches: Datagram[][]; next(count: number, ti
 
 const text = (d: Datagram): string => Buffer.from(d.data).toString();
 
-describe('UdpBind on loopback', () => {
+for (const native of [true, false]) describe(`UdpBind on loopback (${native ? 'native recvmmsg reader' : 'dgram receiver'})`, () => {
+  beforeEach(() => {
+    nativeReceive = native;
+  });
+
+  it('receives through the path it was asked for, and counts what came which way', async () => {
+    const a = loopbackBind();
+    const b = loopbackBind();
+    await a.open(0);
+    const portB = await b.open(0);
+    expect(b.receivePath).toBe(native ? 'native' : 'dgram');
+    const atB = collect(b);
+    for (let i = 0; i < 20; i++) a.send({ address: i % 2 ? '::1' : '127.0.0.1', port: portB }, Buffer.from(`d${i}`));
+    expect((await atB.next(20)).map(text).sort()).toEqual([...Array(20).keys()].map((i) => `d${i}`).sort());
+    expect(b.stats.received).toBe(20);
+    // dgram's own receiver is stopped while the native reader runs: every datagram comes one way
+    expect(b.stats.receivedNative).toBe(native ? 20 : 0);
+  });
+
   it('opens both families on one kernel-picked port', async () => {
     const b = loopbackBind();
     const port = await b.open(0);
@@ -218,5 +238,71 @@ describe('UdpBind on loopback', () => {
       process.off('warning', onWarning);
       sock.close();
     }
+  });
+});
+
+describe('native UDP reader', () => {
+  it('is used by default when the addon has it, and KUBESPAND_NATIVE_UDP_RECV=0 turns it off', async () => {
+    expect(typeof loadNative().udpReaderStart).toBe('function');
+    const saved = process.env.KUBESPAND_NATIVE_UDP_RECV;
+    try {
+      delete process.env.KUBESPAND_NATIVE_UDP_RECV;
+      const on = new UdpBind({ address4: '127.0.0.1', address6: null });
+      process.env.KUBESPAND_NATIVE_UDP_RECV = '0';
+      const off = new UdpBind({ address4: '127.0.0.1', address6: null });
+      opened.push(on, off);
+      await on.open(0);
+      await off.open(0);
+      expect(on.receivePath).toBe('native');
+      expect(off.receivePath).toBe('dgram');
+    } finally {
+      if (saved === undefined) delete process.env.KUBESPAND_NATIVE_UDP_RECV;
+      else process.env.KUBESPAND_NATIVE_UDP_RECV = saved;
+    }
+  });
+
+  it('hands a large burst over in batches of at most 64, in order, nothing lost', async () => {
+    const b = new UdpBind({ address4: '127.0.0.1', address6: null, nativeReceive: true });
+    opened.push(b);
+    const portB = await b.open(0);
+    const atB = collect(b);
+    const raw = dgram.createSocket('udp4');
+    await new Promise<void>((r) => raw.bind(0, '127.0.0.1', () => r()));
+    try {
+      const n = 1000;
+      for (let i = 0; i < n; i++) raw.send(Buffer.from(String(i)), portB, '127.0.0.1');
+      const got = await atB.next(n, 10_000);
+      expect(got.map(text)).toEqual([...Array(n).keys()].map(String));
+      expect(Math.max(...atB.batches.map((x) => x.length))).toBeLessThanOrEqual(64);
+      expect(b.stats.receivedNative).toBe(n);
+      expect(got[0]!.from).toEqual({ address: '127.0.0.1', port: raw.address().port });
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('takes datagrams up to the largest UDP payload', async () => {
+    const b = new UdpBind({ address4: '127.0.0.1', address6: null, nativeReceive: true });
+    opened.push(b);
+    const portB = await b.open(0);
+    const atB = collect(b);
+    const raw = dgram.createSocket('udp4');
+    await new Promise<void>((r) => raw.bind(0, '127.0.0.1', () => r()));
+    try {
+      const big = Buffer.alloc(65507, 0xab);
+      raw.send(big, portB, '127.0.0.1');
+      raw.send(Buffer.from('after'), portB, '127.0.0.1');
+      const got = await atB.next(2);
+      expect(got[0]!.data.length).toBe(65507);
+      expect(Buffer.from(got[0]!.data).equals(big)).toBe(true);
+      expect(text(got[1]!)).toBe('after');
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('refuses a descriptor that is not a datagram socket', () => {
+    expect(() => loadNative().udpReaderStart!(0, 8, () => undefined)).toThrow(/udpReaderStart/);
+    expect(() => loadNative().udpReaderStart!(3, 0, () => undefined)).toThrow(/maxBatch/);
   });
 });
