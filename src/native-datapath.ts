@@ -19,6 +19,12 @@ export interface DatapathAddon {
   aeadOpen(handle: AeadHandle, counter: number, buf: Uint8Array, offset: number, length: number): boolean;
   /** Datagrams sent (a prefix of the list), or -errno when none could be sent for a hard error. */
   udpSendBatch(fd: number, address: Uint8Array, port: number, datagrams: Uint8Array[]): number;
+  /**
+   * X25519 on raw keys into `out` (32 bytes): the shared secret with `publicKey` (all zeros for a
+   * low-order point), or with null the public key of `privateKey`. False if OpenSSL failed otherwise.
+   * Absent from an addon built before it existed.
+   */
+  x25519?(privateKey: Uint8Array, publicKey: Uint8Array | null, out: Uint8Array): boolean;
 }
 
 let cached: { addon?: DatapathAddon; error?: string } | undefined;

@@ -56,3 +56,53 @@ describe('native data-path AEAD', () => {
     expect(() => addon.aeadCreate(new Uint8Array(31))).toThrow(/32-byte/);
   });
 });
+
+describe('native X25519', () => {
+  const hex = bytesToHex;
+  const rand = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
+
+  it('is what the native provider uses (the addon has x25519)', () => {
+    expect(typeof tryLoadDatapath()!.x25519).toBe('function');
+    expect(nativeCrypto.dh).not.toBe(nodeCrypto.dh);
+  });
+
+  it('agrees with noble on random keys, unclamped scalars and arbitrary or non-canonical u', () => {
+    for (let i = 0; i < 64; i++) {
+      const a = rand(32);
+      const b = rand(32);
+      const pubA = nativeCrypto.publicKey(a);
+      expect(hex(pubA)).toBe(hex(nobleCrypto.publicKey(a)));
+      const pubB = nobleCrypto.publicKey(b);
+      expect(hex(nativeCrypto.dh(a, pubB))).toBe(hex(nobleCrypto.dh(b, pubA)));
+      const u = rand(32);
+      expect(hex(nativeCrypto.dh(a, u))).toBe(hex(nobleCrypto.dh(a, u)));
+    }
+    for (const low of [0xed, 0xee, 0xef, 0xff]) {
+      const a = rand(32);
+      const u = new Uint8Array(32).fill(0xff);
+      u[0] = low;
+      u[31] = 0x7f;
+      expect(hex(nativeCrypto.dh(a, u)), `u low byte ${low}`).toBe(hex(nobleCrypto.dh(a, u)));
+    }
+  });
+
+  it('gives the all-zero secret for low-order points, as the reference does (the handshake rejects it)', () => {
+    const a = rand(32);
+    const zero = new Uint8Array(32);
+    const one = new Uint8Array(32);
+    one[0] = 1;
+    for (const point of [zero, one]) {
+      expect(hex(nativeCrypto.dh(a, point))).toBe('00'.repeat(32));
+      expect(hex(nodeCrypto.dh(a, point))).toBe('00'.repeat(32));
+    }
+  });
+
+  it('refuses wrong lengths with a clear error, never reading past the input', () => {
+    expect(() => nativeCrypto.dh(new Uint8Array(31), new Uint8Array(32))).toThrow(/dh private key: must be 32 bytes, got 31/);
+    expect(() => nativeCrypto.dh(new Uint8Array(32), new Uint8Array(33))).toThrow(/dh public key: must be 32 bytes, got 33/);
+    expect(() => nativeCrypto.publicKey(new Uint8Array(0))).toThrow(/private key: must be 32 bytes/);
+    const addon = tryLoadDatapath()!;
+    expect(() => addon.x25519!(new Uint8Array(32), new Uint8Array(32), new Uint8Array(16))).toThrow(/32 bytes/);
+    expect(() => addon.x25519!('x' as unknown as Uint8Array, null, new Uint8Array(32))).toThrow(/bad arguments/);
+  });
+});
