@@ -10,6 +10,7 @@ import { startUapiServer, type UapiServer } from '../uapi/server.js';
 import type { UapiLog } from '../uapi/types.js';
 import { systemClock, systemRandom } from './system.js';
 import { WireguardDevice } from './wireguard-device.js';
+import { warmUpDataPath, type WarmupReport } from './warmup.js';
 import type { Logger } from '../log.js';
 
 export interface RunningDevice {
@@ -29,6 +30,12 @@ export interface StartDeviceOptions {
   tunFd?: number;
   uapiFd?: number;
   uapiDir?: string;
+  /**
+   * Warm the data path up (see warmup.ts): 'full' runs a short warm-up before the UAPI socket opens
+   * and a longer one in the background; 'initial' only the first; 'off' none. Default: the
+   * environment's KUBESPAND_WARMUP (0/off, initial, full), else 'full'.
+   */
+  warmup?: 'off' | 'initial' | 'full';
 }
 
 function uapiLog(log: Logger): UapiLog {
@@ -61,8 +68,16 @@ export async function startDevice(opts: StartDeviceOptions): Promise<RunningDevi
     return stopping;
   };
   device.onClose((reason) => void stop(reason));
+  const warmMode = opts.warmup ?? warmupFromEnv(process.env.KUBESPAND_WARMUP);
+  const warm = warmMode !== 'off';
   try {
     await device.start(opts.listenPort ?? 0);
+    if (warm) {
+      // before anyone can configure the device: one handshake and a few packets each way, so the first
+      // real handshake does not pay for compiling every function it calls (~15-20 ms on the bench host)
+      const crypto = device.core.crypto;
+      reportWarmup(log, crypto.name, 'initial', await warmUpDataPath({ crypto, clock: systemClock, random: systemRandom, mtu, handshakes: 2, packets: 128, sliceMs: 1000 }));
+    }
     uapi = await startUapiServer(ifname, device, {
       log: uapiLog(log),
       onGone: () => void stop('UAPI socket removed'),
@@ -74,7 +89,27 @@ export async function startDevice(opts: StartDeviceOptions): Promise<RunningDevi
     throw err;
   }
   log.info({ uapi: uapi.path }, 'UAPI listening');
+  if (warmMode === 'full') {
+    // the rest of the warm-up (enough calls for V8 to optimise the hot functions) in the background,
+    // in 1 ms slices so that live packets wait at most that long
+    const crypto = device.core.crypto;
+    void warmUpDataPath({ crypto, clock: systemClock, random: systemRandom, mtu, sliceMs: 1, cancelled: () => stopping !== null })
+      .then((r) => reportWarmup(log, crypto.name, 'background', r))
+      .catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'data-path warm-up failed'));
+  }
   return { device, uapi, stopped, stop };
+}
+
+function warmupFromEnv(value: string | undefined): 'off' | 'initial' | 'full' {
+  if (value === undefined || value === '' || value === 'full' || value === '1') return 'full';
+  if (value === '0' || value === 'off') return 'off';
+  if (value === 'initial') return 'initial';
+  throw new Error(`KUBESPAND_WARMUP: expected off, initial or full (or 0/1), got ${JSON.stringify(value)}`);
+}
+
+function reportWarmup(log: Logger, provider: string, phase: string, r: WarmupReport): void {
+  if (r.mismatches > 0) log.error({ provider, phase, ...r }, 'data-path warm-up: packets came out changed; the crypto provider is broken');
+  else log.debug({ provider, phase, ...r }, 'data path warmed up');
 }
 
 /** Stops the device on SIGINT/SIGTERM; returns a function that removes the handlers. */
