@@ -224,7 +224,7 @@ async function startDaemon(topo: Topology, ns: string, ifname: string, impl: Imp
   }
 }
 
-async function stopDaemon(d: Daemon, timeoutMs: number): Promise<void> {
+export async function stopDaemon(d: Daemon, timeoutMs: number): Promise<void> {
   await d.proc.stop('SIGTERM', timeoutMs);
 }
 
@@ -353,7 +353,7 @@ async function iperfOnce(topo: Topology, t: IperfTarget, test: TestId, opts: Net
   return figure;
 }
 
-async function pingSummary(ns: string, address: string, count: number, intervalS: number, waitS: number): Promise<PingSummary> {
+export async function pingSummary(ns: string, address: string, count: number, intervalS: number, waitS: number): Promise<PingSummary> {
   const r = await runIn(ns, 'ping', ['-n', '-q', '-c', String(count), '-i', String(intervalS), '-W', String(waitS), address], (count * intervalS + waitS + 10) * 1000);
   return parsePing(r.stdout + r.stderr);
 }
@@ -378,7 +378,7 @@ function safeMemory(d: Daemon | null): ProcessMemory | null {
 
 // ---------------------------------------------------------------------------------------------- one pair
 
-function emptyResult(id: PairId, otherLabel: string | null = null): PairResult {
+export function emptyResult(id: PairId, otherLabel: string | null = null): PairResult {
   const p = PAIRS[id];
   return { id, label: pairLabel(id, otherLabel), implA: p.a, implB: p.b, notes: [], readyMs: { a: null, b: null }, firstReplyMs: null, startToReplyMs: null, ping: null, tests: {}, memory: { a: null, b: null } };
 }
@@ -398,7 +398,7 @@ async function runVeth(topo: Topology, n: number, opts: NetnsBenchOptions): Prom
   return result;
 }
 
-interface Tunnel {
+export interface Tunnel {
   nsA: string;
   nsB: string;
   a: Daemon;
@@ -406,7 +406,7 @@ interface Tunnel {
 }
 
 /** Fresh namespaces, both daemons, keys, addresses; measures ready times and the first reply. */
-async function buildTunnel(topo: Topology, n: number, implA: Impl, implB: Impl, result: PairResult, profileDir: string | null, other: string | null): Promise<Tunnel | null> {
+export async function buildTunnel(topo: Topology, n: number, implA: Impl, implB: Impl, result: PairResult, profileDir: string | null, other: string | null): Promise<Tunnel | null> {
   const nsA = topo.netns(`a${n}`);
   const nsB = topo.netns(`b${n}`);
   topo.veth(nsA, [`${ADDR.outerA}/24`], nsB, [`${ADDR.outerB}/24`]);
