@@ -10,7 +10,10 @@
  * Variants run kubespand with extra environment (A/B of a setting), e.g.
  *   --variant no-warmup:KUBESPAND_WARMUP=0 --variant dgram-recv:KUBESPAND_NATIVE_UDP_RECV=0
  *
- *   npm run build && node dist/bench/latency.js [--rounds 5] [--variant NAME:K=V[,K=V]]… [--out DIR] [--no-wg]
+ * --other-build DIR adds a row for another kubespand checkout (built), e.g. the commit before a change.
+ *
+ *   npm run build && node dist/bench/latency.js [--rounds 5] [--variant NAME:K=V[,K=V]]… [--other-build DIR]
+ *       [--out DIR] [--no-wg]
  *
  * Writes `<out>/<stamp>-latency.json` and prints a Markdown table. Never fails on a number.
  */
@@ -26,6 +29,7 @@ interface Variant {
   name: string;
   pair: PairId;
   env: Record<string, string>;
+  other?: string;
 }
 
 interface Sample {
@@ -46,6 +50,7 @@ const { values } = parseArgs({
     variant: { type: 'string', multiple: true, default: [] },
     out: { type: 'string', default: RESULTS_DIR },
     'no-wg': { type: 'boolean', default: false },
+    'other-build': { type: 'string' },
   },
   strict: true,
 });
@@ -76,6 +81,11 @@ for (const spec of values.variant) {
   variants.push({ name: `kubespand (${name})`, pair: 'ks-ks', env });
 }
 
+if (values['other-build'] !== undefined) {
+  const dir = values['other-build'];
+  variants.push({ name: `kubespand (${dir})`, pair: 'other', env: {}, other: dir });
+}
+
 const log = (line: string): void => void process.stderr.write(line + '\n');
 
 async function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> {
@@ -95,11 +105,11 @@ async function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Pr
 }
 
 async function oneTunnel(topo: Topology, n: number, v: Variant): Promise<Sample> {
-  const impl = v.pair === 'wg-wg' ? 'wireguard-go' : 'kubespand';
+  const impl = v.pair === 'wg-wg' ? 'wireguard-go' : v.pair === 'other' ? 'kubespand-other' : 'kubespand';
   const result = emptyResult(v.pair);
   const s: Sample = { readyMs: null, firstReplyMs: null, startToReplyMs: null, avg20: null, min20: null, avg100: null, avg2: null, notes: result.notes };
   // daemons inherit process.env at spawn time
-  const tunnel = await withEnv(v.env, () => buildTunnel(topo, n, impl, impl, result, null, null));
+  const tunnel = await withEnv(v.env, () => buildTunnel(topo, n, impl, impl, result, null, v.other ?? null));
   s.readyMs = result.readyMs.a !== null && result.readyMs.b !== null ? Math.max(result.readyMs.a, result.readyMs.b) : null;
   s.firstReplyMs = result.firstReplyMs;
   s.startToReplyMs = result.startToReplyMs;
