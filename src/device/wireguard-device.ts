@@ -47,7 +47,7 @@ export class WireguardDevice implements UapiDevice {
   private fwmark = 0;
   private ticker: NodeJS.Timeout | null = null;
   private pendingDeliveries: Uint8Array[] = [];
-  private pendingSends = new Map<string, { endpoint: Endpoint; datagrams: Uint8Array[] }>();
+  private readonly pendingSends = new Map<Endpoint, Uint8Array[]>();
   private closed = false;
   private readonly closeListeners: ((reason: string) => void)[] = [];
 
@@ -64,11 +64,11 @@ export class WireguardDevice implements UapiDevice {
       outputs: {
         send: (endpoint, datagram) => {
           this.stats.datagramsOut++;
-          // collected per endpoint and sent as one batch when the current input has been handled
-          const key = `${endpoint.address}|${endpoint.port}`;
-          const pending = this.pendingSends.get(key);
-          if (pending) pending.datagrams.push(datagram);
-          else this.pendingSends.set(key, { endpoint, datagrams: [datagram] });
+          // collected per endpoint and sent as one batch when the current input has been handled;
+          // keyed by the endpoint object (a peer keeps one until it roams), so no key string per packet
+          const pending = this.pendingSends.get(endpoint);
+          if (pending) pending.push(datagram);
+          else this.pendingSends.set(endpoint, [datagram]);
         },
         deliver: (packet) => {
           this.pendingDeliveries.push(packet);
@@ -122,12 +122,12 @@ export class WireguardDevice implements UapiDevice {
   /** Sends what the core produced (one batch per endpoint), then writes delivered packets to the TUN. */
   private flushDeliveries(): void {
     if (this.pendingSends.size > 0) {
-      const sends = this.pendingSends;
-      this.pendingSends = new Map();
-      for (const { endpoint, datagrams } of sends.values()) {
+      // two peers behind one address:port are two batches, each in order: that is all order needs
+      for (const [endpoint, datagrams] of this.pendingSends) {
         if (this.bind.sendBatch) this.bind.sendBatch(endpoint, datagrams);
         else for (const d of datagrams) this.bind.send(endpoint, d);
       }
+      this.pendingSends.clear();
     }
     if (this.pendingDeliveries.length === 0) return;
     const packets = this.pendingDeliveries;
