@@ -14,7 +14,9 @@
  *                                        the same poll-driven reader for a UDP socket: it polls a dup of
  *                                        the fd (the caller's socket keeps its own fd and handle for
  *                                        sending and closing), recvmmsg(2) takes up to maxBatch datagrams
- *                                        per wake-up, then ONE call cb(datagrams, addresses, ports).
+ *                                        per wake-up, then ONE call cb(data, meta, addresses): data is one
+ *                                        Buffer with the payloads back to back, meta a Uint32Array of
+ *                                        [length, source port] per datagram, addresses their sources.
  *                                        Errors that only concern one datagram (ICMP-reported errors,
  *                                        ENOMEM) are counted and reading goes on; a dead fd calls
  *                                        cb(null, err) once and stops. Stop it with tunReaderStop.
@@ -585,6 +587,8 @@ typedef struct tun_reader {
   struct mmsghdr *msgs;
   struct iovec *iovs;
   struct sockaddr_storage *addrs;
+  uint8_t *keep;      /* per slot: delivered in this batch */
+  uint32_t *ports;
   enum reader_state state;
   bool handle_collected; /* the JS handle was garbage-collected */
 } tun_reader;
@@ -600,9 +604,13 @@ static void reader_release(tun_reader *r) {
   free(r->msgs);
   free(r->iovs);
   free(r->addrs);
+  free(r->keep);
+  free(r->ports);
   r->msgs = NULL;
   r->iovs = NULL;
   r->addrs = NULL;
+  r->keep = NULL;
+  r->ports = NULL;
   if (r->udp && r->fd >= 0) close(r->fd);
   if (r->udp) r->fd = -1;
 }
@@ -805,18 +813,19 @@ static void udp_reader_on_poll(tun_reader *r, int status) {
     break;
   }
   if (n > 0) {
-    napi_value datagrams, addresses, ports;
-    uint32_t count = 0;
-    if (napi_create_array_with_length(env, (size_t)n, &datagrams) != napi_ok ||
-        napi_create_array_with_length(env, (size_t)n, &addresses) != napi_ok ||
-        napi_create_array_with_length(env, (size_t)n, &ports) != napi_ok)
-      goto out;
+    /* one Buffer for the whole batch (payloads back to back) and one Uint32Array of [length, port]
+       pairs: two allocations per wake-up instead of one Buffer per datagram */
+    size_t total = 0;
+    uint32_t keep = 0;
+    char text[INET6_ADDRSTRLEN + IFNAMSIZ + 1];
+    napi_value addresses, data, meta_ab, meta;
+    if (napi_create_array_with_length(env, (size_t)n, &addresses) != napi_ok) goto out;
     for (int i = 0; i < n; i++) {
       struct msghdr *h = &r->msgs[i].msg_hdr;
+      r->keep[i] = 0;
       if (h->msg_flags & MSG_TRUNC) continue; /* larger than any WireGuard datagram: dropped */
-      char text[INET6_ADDRSTRLEN + IFNAMSIZ + 1];
-      int port;
       const struct sockaddr_storage *ss = &r->addrs[i];
+      int port;
       if (ss->ss_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
         if (inet_ntop(AF_INET, &a->sin_addr, text, sizeof text) == NULL) continue;
@@ -838,18 +847,31 @@ static void udp_reader_on_poll(tun_reader *r, int status) {
       } else {
         continue;
       }
-      napi_value data, address, port_v;
-      if (napi_create_buffer_copy(env, r->msgs[i].msg_len, r->iovs[i].iov_base, NULL, &data) != napi_ok ||
-          napi_create_string_latin1(env, text, NAPI_AUTO_LENGTH, &address) != napi_ok ||
-          napi_create_int32(env, port, &port_v) != napi_ok ||
-          napi_set_element(env, datagrams, count, data) != napi_ok ||
-          napi_set_element(env, addresses, count, address) != napi_ok ||
-          napi_set_element(env, ports, count, port_v) != napi_ok)
+      napi_value address;
+      if (napi_create_string_latin1(env, text, NAPI_AUTO_LENGTH, &address) != napi_ok ||
+          napi_set_element(env, addresses, keep, address) != napi_ok)
         goto out;
-      count++;
+      r->keep[i] = 1;
+      r->ports[i] = (uint32_t)port;
+      total += r->msgs[i].msg_len;
+      keep++;
     }
-    if (count > 0) {
-      napi_value argv[3] = {datagrams, addresses, ports};
+    if (keep > 0) {
+      void *dst = NULL, *meta_p = NULL;
+      if (napi_create_buffer(env, total > 0 ? total : 1, &dst, &data) != napi_ok ||
+          napi_create_arraybuffer(env, (size_t)keep * 2 * sizeof(uint32_t), &meta_p, &meta_ab) != napi_ok ||
+          napi_create_typedarray(env, napi_uint32_array, (size_t)keep * 2, meta_ab, 0, &meta) != napi_ok)
+        goto out;
+      uint8_t *w = (uint8_t *)dst;
+      uint32_t *m = (uint32_t *)meta_p;
+      for (int i = 0; i < n; i++) {
+        if (!r->keep[i]) continue;
+        memcpy(w, r->iovs[i].iov_base, r->msgs[i].msg_len);
+        w += r->msgs[i].msg_len;
+        *m++ = r->msgs[i].msg_len;
+        *m++ = r->ports[i];
+      }
+      napi_value argv[3] = {data, meta, addresses};
       invoke(env, r->async_context, r->callback, 3, argv);
     }
   }
@@ -953,7 +975,9 @@ static napi_value udp_reader_start(napi_env env, napi_callback_info info) {
   r->msgs = (struct mmsghdr *)calloc(batch, sizeof *r->msgs);
   r->iovs = (struct iovec *)calloc(batch, sizeof *r->iovs);
   r->addrs = (struct sockaddr_storage *)calloc(batch, sizeof *r->addrs);
-  if (r->buf == NULL || r->msgs == NULL || r->iovs == NULL || r->addrs == NULL) {
+  r->keep = (uint8_t *)calloc(batch, 1);
+  r->ports = (uint32_t *)calloc(batch, sizeof *r->ports);
+  if (r->buf == NULL || r->msgs == NULL || r->iovs == NULL || r->addrs == NULL || r->keep == NULL || r->ports == NULL) {
     reader_release(r);
     free(r);
     throw_errno(env, ENOMEM, "malloc", "udpReaderStart fd %d: allocating %zu receive slots", fd, batch);

@@ -31,10 +31,11 @@ export interface TunReaderHandle {
 export type TunReaderCallback = (packets: Buffer[] | null, err?: NativeError) => void;
 
 /**
- * UDP reader callback: datagrams with their sources (`addresses[i]` numeric text, IPv4-mapped sources
- * as IPv4, link-local IPv6 with `%zone`; `ports[i]`), or `null` with `err` once when the socket died.
+ * UDP reader callback, once per wake-up: `data` holds the datagrams' payloads back to back, `meta` is
+ * [length, source port] per datagram, `addresses` their source addresses (numeric text, IPv4-mapped
+ * sources as IPv4, link-local IPv6 with `%zone`). Once, when the socket died: `(null, err)`.
  */
-export type UdpReaderCallback = (datagrams: Buffer[] | null, addressesOrErr?: string[] | NativeError, ports?: number[]) => void;
+export type UdpReaderCallback = (data: Buffer | null, metaOrErr?: Uint32Array | NativeError, addresses?: string[]) => void;
 
 export interface NativeAddon {
   /** Opens /dev/net/tun (O_RDWR|O_NONBLOCK|O_CLOEXEC), TUNSETIFF IFF_TUN|IFF_NO_PI; `name` may hold a %d pattern. */

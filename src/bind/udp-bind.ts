@@ -421,19 +421,28 @@ export class UdpBind implements Bind {
     }
     if (typeof addon.udpReaderStart !== 'function') return;
     try {
-      const handle = addon.udpReaderStart(socketFd(sock), NATIVE_RECV_BATCH, (datagrams, addressesOrErr, ports) => {
+      const handle = addon.udpReaderStart(socketFd(sock), NATIVE_RECV_BATCH, (data, metaOrErr, addresses) => {
         if (sock !== this.v4 && sock !== this.v6) return;
-        if (datagrams === null) {
+        if (data === null) {
           // the reader failed on a live socket: hand receiving back to dgram
           this.readers.delete(sock);
           this.stats.socketErrors++;
           socketHandle(sock)?.recvStart?.();
           return;
         }
-        const addresses = addressesOrErr as string[];
-        const batch: Datagram[] = new Array(datagrams.length);
-        for (let i = 0; i < datagrams.length; i++) {
-          batch[i] = { data: datagrams[i]!, from: { address: normalizeReceivedAddress(addresses[i]!), port: ports![i]! } };
+        const meta = metaOrErr as Uint32Array;
+        const count = meta.length >> 1;
+        const batch: Datagram[] = new Array(count);
+        let offset = 0;
+        let last: Endpoint | undefined;
+        for (let i = 0; i < count; i++) {
+          const length = meta[2 * i]!;
+          const port = meta[2 * i + 1]!;
+          const address = addresses![i]!;
+          // consecutive datagrams from one source share one endpoint object (the device batches by it)
+          const from = last !== undefined && last.port === port && last.address === address ? last : (last = { address: normalizeReceivedAddress(address), port });
+          batch[i] = { data: data.subarray(offset, offset + length), from };
+          offset += length;
         }
         this.stats.receivedNative += batch.length;
         this.deliver(batch);

@@ -276,6 +276,10 @@ describe('native UDP reader', () => {
       expect(Math.max(...atB.batches.map((x) => x.length))).toBeLessThanOrEqual(64);
       expect(b.stats.receivedNative).toBe(n);
       expect(got[0]!.from).toEqual({ address: '127.0.0.1', port: raw.address().port });
+      // one source: within a batch every datagram carries the same endpoint object (the device batches replies by it)
+      for (const batch of atB.batches) expect(new Set(batch.map((d) => d.from)).size).toBe(1);
+      // payloads are views of one buffer per batch; each view is exactly its datagram
+      expect(got.every((d, i) => d.data.length === String(i).length)).toBe(true);
     } finally {
       raw.close();
     }
