@@ -305,3 +305,39 @@ describe('scale bench, 20 peers', () => {
     expect(sh('ip', ['netns', 'list'])).not.toMatch(/^ksb\d+-s[kw]\b/m);
   }, 180_000);
 });
+
+describe('latency bench, one tunnel per row', () => {
+  it('measures every latency figure for wireguard-go and kubespand, with a variant row, and cleans up', async () => {
+    const dir = mkdtempSync(join(out, 'latency-'));
+    const r = await runNode('latency.js', ['--rounds', '1', '--variant', 'off:KUBESPAND_WARMUP=off', '--out', dir], 170_000);
+    expect(r.code, r.stderr.slice(-2000)).toBe(0);
+    const report = jsonIn(dir, '-latency.json') as { rounds: number; samples: Record<string, { firstReplyMs: number | null; avg20: number | null; avg100: number | null; avg2: number | null; notes: string[] }[]> };
+    expect(Object.keys(report.samples)).toEqual(['wireguard-go↔wireguard-go', 'kubespand↔kubespand', 'kubespand (off)']);
+    for (const [name, runs] of Object.entries(report.samples)) {
+      expect(runs, name).toHaveLength(1);
+      const s = runs[0]!;
+      expect(s.notes, name).toEqual([]);
+      for (const v of [s.firstReplyMs, s.avg20, s.avg100, s.avg2]) expect(v, name).toBeGreaterThan(0);
+    }
+    expect(r.stdout).toMatch(/^\| kubespand↔kubespand \| [\d.]+ \([\d.]+×\) \|/m);
+    expect(sh('ip', ['netns', 'list'])).not.toMatch(/^ksl/m);
+  }, 180_000);
+
+  it('refuses a malformed variant naming it', async () => {
+    const r = await runNode('latency.js', ['--variant', 'nokeys'], 30_000);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--variant "nokeys"');
+  });
+});
+
+describe('UDP receive bench', () => {
+  it('floods a bind through both receive paths and reports both', async () => {
+    const r = await runNode('udp-rx.js', ['--seconds', '1', '--rounds', '1'], 60_000);
+    expect(r.code, r.stderr.slice(-2000)).toBe(0);
+    for (const path of ['native', 'dgram']) {
+      const m = new RegExp(`^median ${path}: (\\d+)k datagrams/s delivered, ([\\d.]+) µs CPU per datagram$`, 'm').exec(r.stdout);
+      expect(m, r.stdout).not.toBeNull();
+      expect(Number(m![2])).toBeGreaterThan(0);
+    }
+  });
+});
