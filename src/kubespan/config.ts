@@ -759,7 +759,10 @@ function complexKeyOffset(doc: Document): number | undefined {
 
 /** An unknown key as it may be shown: a plain name, or a placeholder (a key can be anything, even pasted key material). */
 function keyName(key: string): string {
-  return /^[\x21-\x7e]{1,64}$/.test(key) && !/^[A-Za-z0-9+/]{40,}={0,2}$/.test(key) ? key : '(a key that is not a plain name)';
+  // letters, digits, '_', '-' and '.' only: a damaged line can merge its value into the key (a flipped
+  // space after `http_proxy:` made `http_proxy:!"socks5://u:<password>` the key), and a value's
+  // text holds ':', '/', '@', quotes or spaces wherever it could carry a credential
+  return /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/.test(key) && !/^[A-Za-z0-9+/]{40,}={0,2}$/.test(key) ? key : '(a key that is not a plain name)';
 }
 
 /**

@@ -280,6 +280,17 @@ describe('secrets and syntax', () => {
     expect(problems[0]).not.toContain(PSK);
   });
 
+  it('names an unknown key only when it is a plain name: a damaged line can merge its value into the key', () => {
+    // the same rule as the node config, where a flipped bit made `http_proxy:!"socks5://u:<password>` a key
+    const c = base();
+    (c as Record<string, unknown>).endpoint = 'peer.example:51820,pw: hunter2hunter2';
+    const text = stringify(c).replace('endpoint: "', 'endpoint:!"');
+    expect(text).toContain('endpoint:!"peer.example:51820,pw: hunter2hunter2"');
+    const problems = problemsOf(text);
+    expect(problems).toEqual(['cfg.yaml: (a key that is not a plain name): unknown field']);
+    expect(problems.join('\n')).not.toContain('peer.example');
+  });
+
   it('lists EVERY problem of a file, in one error, each line prefixed with the file', () => {
     const c = base();
     c.mtu = 5;

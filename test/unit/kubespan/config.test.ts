@@ -275,6 +275,22 @@ describe('parseNodeConfig: bad files give one clear error each, naming the path'
     }
   });
 
+  it('never echoes a key that is not a plain name: a damaged line can merge a proxy password into its key', () => {
+    // found by the long node-config fuzz run after 825,841 cases: one flipped bit turned the space after
+    // `http_proxy:` into "!", so the quoted URL's text up to the password's ": " became a key
+    const password = 'P0000000000aaa: aaaaaaa';
+    const text = variant((d) => (d.machine.env = { http_proxy: `socks5://u:${password}@proxy.example:3128`, no_proxy: 'localhost' })).replace('http_proxy: "', 'http_proxy:!"');
+    expect(text).toContain(`http_proxy:!"socks5://u:${password}@proxy.example:3128"`);
+    const lines = problems(text);
+    expect(lines).toEqual([
+      'node.yaml: machine.env.(a key that is not a plain name): unknown key (known keys here: http_proxy, https_proxy, no_proxy, grpc_proxy, no_grpc_proxy, HTTP_PROXY, HTTPS_PROXY, NO_PROXY, GRPC_PROXY) (got "***@proxy.example:3128\\"")',
+    ]);
+    expect(lines.join('\n')).not.toContain('P0000000000aaa');
+    // typos of names are still named
+    const typos = problems(variant((d) => (d.machine.env = { 'http-proxy': 'x', no_proxy_2: 'y', 'kube.span': 'z' })));
+    expect(typos.map((l) => l.split(': unknown key')[0])).toEqual(['node.yaml: machine.env.http-proxy', 'node.yaml: machine.env.no_proxy_2', 'node.yaml: machine.env.kube.span']);
+  });
+
   it('reports YAML syntax errors and duplicate keys with their line', () => {
     expect(problems('cluster:\n  id: a\n  id: b\n')[0]).toMatch(/^node\.yaml: line 3, column 3: YAML syntax error: Map keys must be unique/);
     expect(problems('cluster: [unclosed\n')[0]).toMatch(/^node\.yaml: line \d+, column \d+: YAML syntax error: /);
