@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { FUZZ_TARGETS, runTarget, type AnyFuzzTarget } from '../../test/fuzz/index.js';
+import { ProgressSchedule } from './progress.js';
 
 const USAGE = 'usage: node dist/bench/fuzz/run.js [--cases N] [--target NAME]... [--jobs J] [--seed S] [--stall-seconds S] [--max-growth-mb M] [--list]';
 
@@ -48,35 +49,35 @@ async function worker(name: string, cases: number, seed: number): Promise<void> 
   if (!target) throw new Error(`--target: unknown target "${name}"`);
   const gc = forceGc();
   const send = (m: WorkerMessage): void => void process.send?.(m);
-  // heap samples (after a forced GC) every 5 % of the cases; a heartbeat at most every 2 s in between,
-  // so the parent's hang watchdog hears from slow targets too
-  const heapEvery = Math.max(1, Math.floor(cases / 20));
+  // the last message must reach the parent before the process exits
+  const sendLast = (m: WorkerMessage): Promise<void> => new Promise((resolve) => (process.send ? process.send(m, undefined, {}, () => resolve()) : resolve()));
+  // heap samples (after a forced GC) at every 5 % of the cases, exactly; a heartbeat whenever 2 s
+  // passed in between, so the parent's hang watchdog hears from slow targets too (progress.ts)
+  const schedule = new ProgressSchedule(cases, Date.now());
   let heapFirstMB: number | undefined;
-  let lastHeard = Date.now();
   try {
     const result = await runTarget(target, {
       numRuns: cases,
       seed,
-      progressEvery: Math.min(heapEvery, 100),
+      progressEvery: 1,
       onProgress: (done) => {
-        if (done % heapEvery === 0) {
+        const report = schedule.next(done, Date.now());
+        if (report === 'heap') {
           const heap = heapMB(gc);
           // the first sample (after 5% of the cases) is the baseline: setup and warm-up are done
           heapFirstMB ??= heap;
           send({ kind: 'progress', done, heapMB: heap });
-          lastHeard = Date.now();
-        } else if (Date.now() - lastHeard >= 2_000) {
+        } else if (report === 'heartbeat') {
           send({ kind: 'progress', done });
-          lastHeard = Date.now();
         }
       },
     });
-    send({ kind: 'done', done: cases, ms: result.ms, summary: result.summary, heapFirstMB: heapFirstMB ?? heapMB(gc), heapEndMB: heapMB(gc) });
+    await sendLast({ kind: 'done', done: cases, ms: result.ms, summary: result.summary, heapFirstMB: heapFirstMB ?? heapMB(gc), heapEndMB: heapMB(gc) });
   } catch (err) {
     // fast-check's report names the seed and the shrunk input; the contract's own message is the cause
     const cause = (err as { cause?: unknown }).cause;
     const why = cause instanceof Error ? `\nCaused by: ${cause.message}` : '';
-    send({ kind: 'failed', error: `${err instanceof Error ? err.message : String(err)}${why}` });
+    await sendLast({ kind: 'failed', error: `${err instanceof Error ? err.message : String(err)}${why}` });
   }
 }
 
@@ -109,10 +110,15 @@ function runParallel(target: AnyFuzzTarget, cases: number, jobs: number, seed: n
     };
     const watchdog = setInterval(() => {
       lastHeard.forEach((t, i) => {
-        if (Date.now() - t > stallMs && children[i]?.exitCode === null) {
-          result.ok = false;
-          result.problem = `worker ${i} made no progress for ${stallMs / 1000} s (a hang) after ${progress[i]} cases`;
-          children[i]!.kill('SIGKILL');
+        const child = children[i];
+        // still running (a killed child keeps exitCode null: its signalCode is set) and silent too long
+        if (Date.now() - t > stallMs && child && child.exitCode === null && child.signalCode === null && !child.killed) {
+          if (result.ok) {
+            // the first problem stands: a contract failure already reported is not overwritten
+            result.ok = false;
+            result.problem = `worker ${i} made no progress for ${stallMs / 1000} s (a hang) after ${progress[i]} cases`;
+          }
+          child.kill('SIGKILL');
         }
       });
     }, 1_000);
@@ -142,10 +148,18 @@ function runParallel(target: AnyFuzzTarget, cases: number, jobs: number, seed: n
           for (const c of children) if (c !== child) c.kill('SIGKILL');
         }
       });
+      let reported = false;
+      child.on('message', (m: WorkerMessage) => {
+        if (m.kind === 'done' || m.kind === 'failed') reported = true;
+      });
       child.on('exit', (code, signal) => {
         if (code !== 0 && result.ok) {
           result.ok = false;
           result.problem = `worker ${i} exited with ${signal ?? code}`;
+        } else if (!reported && result.ok) {
+          // its cases would be missing from the count without a word
+          result.ok = false;
+          result.problem = `worker ${i} exited without reporting its result after ${progress[i]} cases`;
         }
         if (--running === 0) finish();
       });
