@@ -19,6 +19,7 @@ import {
   dumpPeer,
   initiatorFirst,
   kernelRxDrops,
+  nodeVersionOf,
   ping,
   wgDump,
   wgRemovePeer,
@@ -153,6 +154,19 @@ CASES.forEach((c, i) => {
       expect(dumpPeer(topo, init.ns, init.ifname, resp.keys.publicKey).endpoint).toBe(`${resp.outer4}:${resp.listenPort}`);
       expect(dumpPeer(topo, resp.ns, resp.ifname, init.keys.publicKey).endpoint).toBeNull();
     });
+
+    if (c.implA === 'kubespand' || c.implB === 'kubespand') {
+      // bin/kubespand is `#!/usr/bin/env node`: it runs on the first node in PATH, which must be the runner's
+      // own (scripts/test-lts.sh puts another Node major first in PATH and runs vitest on it)
+      it(`the kubespand daemon runs on the runner's Node (${process.version})`, (ctx) => {
+        const { pair } = bed(ctx);
+        for (const side of [pair.a, pair.b].filter((s) => s.impl === 'kubespand')) {
+          const { exe, version } = nodeVersionOf(side.proc.child.pid!);
+          process.stderr.write(`[interop ${c.name}] kubespand side ${side.role} runs on node ${version} (${exe})\n`);
+          expect(version, `kubespand side ${side.role} runs ${exe}`).toBe(process.version);
+        }
+      });
+    }
 
     it('the responder cannot reach the initiator before the first handshake', (ctx) => {
       const { topo, init, resp } = bed(ctx);

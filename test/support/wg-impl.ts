@@ -13,7 +13,7 @@
  * line or in an error message.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +40,18 @@ export function uapiSocketPath(ifname: string): string {
 export function kubespandBuilt(): boolean {
   if (process.env.KSN_KUBESPAND_BIN) return existsSync(process.env.KSN_KUBESPAND_BIN);
   return existsSync(join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js')) && existsSync(join(REPO_ROOT, 'dist', 'src', 'cli', 'device.js'));
+}
+
+/**
+ * The Node.js a running daemon executes on: the binary behind `/proc/PID/exe` (`ip netns exec` and
+ * `#!/usr/bin/env node` both exec in place, so the spawned pid is the daemon's) and that binary's `-v`.
+ * The LTS step of scripts/test.sh relies on this to show the daemon really ran on the Node it put first in PATH.
+ */
+export function nodeVersionOf(pid: number): { exe: string; version: string } {
+  const exe = readlinkSync(`/proc/${pid}/exe`);
+  const r = spawnSync(`/proc/${pid}/exe`, ['-v'], { encoding: 'utf8', timeout: 10_000 });
+  if (r.status !== 0) throw new Error(`${exe} -v (pid ${pid}) failed: ${r.error?.message ?? r.stderr}`);
+  return { exe, version: r.stdout.trim() };
 }
 
 /**
