@@ -4,11 +4,13 @@
  *   tunOpen(name)                        open /dev/net/tun, TUNSETIFF (IFF_TUN | IFF_NO_PI) -> { fd, name }
  *   tunGetName(fd)                       TUNGETIFF: the kernel's name for an already-open TUN fd (WG_TUN_FD)
  *   setNonBlocking(fd)                   O_NONBLOCK on an inherited fd
- *   tunReaderStart(fd, maxBatch, bufSize, cb) -> handle
+ *   tunReaderStart(fd, maxBatch, bufSize, cb, vnetHdr?, room?) -> handle
  *                                        uv_poll_t on the node loop; on readable, read() until EAGAIN or
  *                                        maxBatch packets, then ONE call cb(packets). A read error other
  *                                        than EAGAIN (interface deleted: EBADFD/EIO) calls cb(null, err)
- *                                        once and stops the reader.
+ *                                        once and stops the reader. With room, each packet is a
+ *                                        Uint8Array view with 16 zeroed bytes before it and 31 after
+ *                                        (header, padding and tag: the device seals it in place).
  *   tunReaderStop(handle)                stop polling; safe to call twice
  *   udpReaderStart(fd, maxBatch, cb) -> handle
  *                                        the same poll-driven reader for a UDP socket: it polls a dup of
@@ -584,6 +586,7 @@ typedef struct tun_reader {
   bool vnet;          /* frames carry a virtio header: split TSO frames, complete checksums */
   uint8_t *scratch;   /* 64 KiB for offload_split */
   bool udp;           /* a UDP reader: recvmmsg into slots, fd is our own dup */
+  bool room;          /* TUN packets as views with zeroed room around them for sealing in place */
   struct mmsghdr *msgs;
   struct iovec *iovs;
   struct sockaddr_storage *addrs;
@@ -670,16 +673,40 @@ static void invoke(napi_env env, napi_async_context context, napi_ref callback, 
   }
 }
 
+/*
+ * One packet for JS. Plain: a Buffer copy. With room: a Uint8Array view of `len` bytes at offset
+ * PACKET_HEADROOM of its own zeroed ArrayBuffer of len + PACKET_HEADROOM + PACKET_TAILROOM bytes, so the
+ * device can write the 16-byte transport header before it, zero padding and the 16-byte tag after it,
+ * and seal in place: no second allocation and no copy per packet on the send path.
+ */
+#define PACKET_HEADROOM 16
+#define PACKET_TAILROOM 31 /* padding to a multiple of 16 (at most 15) + the 16-byte tag */
+
+static napi_status make_packet(napi_env env, bool room, const uint8_t *src, size_t len, napi_value *out) {
+  if (!room) return napi_create_buffer_copy(env, len, src, NULL, out);
+  void *data = NULL;
+  napi_value ab;
+  size_t total = len + PACKET_HEADROOM + PACKET_TAILROOM;
+  napi_status st = napi_create_arraybuffer(env, total, &data, &ab);
+  if (st != napi_ok) return st;
+  uint8_t *p = (uint8_t *)data;
+  memset(p, 0, PACKET_HEADROOM);
+  memcpy(p + PACKET_HEADROOM, src, len);
+  memset(p + PACKET_HEADROOM + len, 0, PACKET_TAILROOM);
+  return napi_create_typedarray(env, napi_uint8_array, len, ab, PACKET_HEADROOM, out);
+}
+
 typedef struct {
   napi_env env;
   napi_value packets;
   uint32_t *count;
+  bool room;
 } split_ctx;
 
 static int split_emit(void *arg, const uint8_t *packet, size_t len) {
   split_ctx *c = (split_ctx *)arg;
   napi_value b;
-  if (napi_create_buffer_copy(c->env, len, packet, NULL, &b) != napi_ok) return 1;
+  if (make_packet(c->env, c->room, packet, len, &b) != napi_ok) return 1;
   if (napi_set_element(c->env, c->packets, *c->count, b) != napi_ok) return 1;
   (*c->count)++;
   return 0;
@@ -707,7 +734,7 @@ static void reader_on_poll(uv_poll_t *handle, int status, int events) {
   while (frames < r->max_batch && count < r->max_batch) {
     ssize_t n = read(r->fd, r->buf, r->buf_size);
     if (n > 0 && r->vnet) {
-      split_ctx ctx = {env, packets, &count};
+      split_ctx ctx = {env, packets, &count, r->room};
       offload_split(r->buf, (size_t)n, r->scratch, split_emit, &ctx); /* a malformed frame is dropped */
       frames++;
       continue;
@@ -715,7 +742,7 @@ static void reader_on_poll(uv_poll_t *handle, int status, int events) {
     if (n > 0) {
       frames++;
       napi_value packet;
-      if (napi_create_buffer_copy(env, (size_t)n, r->buf, NULL, &packet) != napi_ok) break;
+      if (make_packet(env, r->room, r->buf, (size_t)n, &packet) != napi_ok) break;
       if (napi_set_element(env, packets, count, packet) != napi_ok) break;
       count++;
       continue;
@@ -1033,6 +1060,7 @@ static napi_value tun_reader_start(napi_env env, napi_callback_info info) {
     return NULL;
   }
   r->vnet = optional_bool(env, info, 4);
+  r->room = optional_bool(env, info, 5);
   if (r->vnet) {
     r->scratch = (uint8_t *)malloc(65536);
     if (r->scratch == NULL) {

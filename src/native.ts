@@ -28,7 +28,7 @@ export interface TunReaderHandle {
  * addon's buffer), or `null` together with `err` once, when the fd failed (interface deleted:
  * EBADFD/EIO); the reader has stopped by then.
  */
-export type TunReaderCallback = (packets: Buffer[] | null, err?: NativeError) => void;
+export type TunReaderCallback = (packets: Uint8Array[] | null, err?: NativeError) => void;
 
 /**
  * UDP reader callback, once per wake-up: `data` holds the datagrams' payloads back to back, `meta` is
@@ -43,8 +43,12 @@ export interface NativeAddon {
   /** The kernel's interface name of an open TUN fd (TUNGETIFF). */
   tunGetName(fd: number): string;
   setNonBlocking(fd: number): void;
-  /** With `vnetHdr`, frames are split (TSO) and checksums completed; the callback gets plain IP packets. */
-  tunReaderStart(fd: number, maxBatch: number, bufSize: number, cb: TunReaderCallback, vnetHdr?: boolean): TunReaderHandle;
+  /**
+   * With `vnetHdr`, frames are split (TSO) and checksums completed; the callback gets plain IP packets.
+   * With `room`, each packet is a Uint8Array view with 16 zeroed bytes before it and 31 after it in its
+   * own ArrayBuffer (src/tun/tun.ts PACKET_HEADROOM/PACKET_TAILROOM); otherwise a Buffer copy.
+   */
+  tunReaderStart(fd: number, maxBatch: number, bufSize: number, cb: TunReaderCallback, vnetHdr?: boolean, room?: boolean): TunReaderHandle;
   /** Idempotent. Must be called before the fd is closed. */
   tunReaderStop(handle: TunReaderHandle): void;
   /**

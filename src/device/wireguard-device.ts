@@ -61,6 +61,7 @@ export class WireguardDevice implements UapiDevice {
       clock: opts.clock,
       random: opts.random,
       mtu: opts.tun.mtu,
+      packetsMayHaveRoom: opts.tun.packetsHaveRoom === true,
       outputs: {
         send: (endpoint, datagram) => {
           this.stats.datagramsOut++;

@@ -76,3 +76,11 @@ export const UNDER_LOAD_AFTER_TIME_MS = 1_000;
 export const TIMER_TICK_MS = 250;
 export const MAX_PEERS = 1 << 16;
 export const DEFAULT_MTU = 1420;
+
+/**
+ * Room a TUN reader may leave around each packet so the device seals it in place (DeviceOptions
+ * packetsMayHaveRoom): the transport header before it; padding to a multiple of 16 (at most 15 bytes)
+ * and the tag after it. native/kubespand.c uses the same numbers.
+ */
+export const PACKET_HEADROOM = 16;
+export const PACKET_TAILROOM = 31;

@@ -36,6 +36,8 @@ import {
   UNDER_LOAD_BUSY_MS,
   ZERO_KEY_MATERIAL_AFTER_MS,
   DEFAULT_MTU,
+  PACKET_HEADROOM,
+  PACKET_TAILROOM,
 } from './constants.js';
 import type { Clock, Random } from './clock.js';
 import { aeadOpenInPlace, aeadSealInPlace, type CryptoProvider } from './crypto.js';
@@ -89,6 +91,13 @@ export interface DeviceOptions {
   mtu?: number;
   /** Handshake messages per second above which the device counts as under load. */
   underLoadHandshakes?: number;
+  /**
+   * The packets given to handleTunPackets may have room around them: a packet that is a view at
+   * offset PACKET_HEADROOM of its own ArrayBuffer of exactly length + PACKET_HEADROOM + PACKET_TAILROOM
+   * bytes (what the TUN reader makes) is sealed in place, its room overwritten with the header, the
+   * padding and the tag. Other packets are copied as always. Default false.
+   */
+  packetsMayHaveRoom?: boolean;
 }
 
 type IndexEntry = { kind: 'handshake'; peer: Peer } | { kind: 'keypair'; peer: Peer; keypair: Keypair };
@@ -150,6 +159,7 @@ function sameEndpoint(a: Endpoint | null, b: Endpoint): boolean {
 
 export class DeviceCore {
   readonly crypto: CryptoProvider;
+  private readonly packetsMayHaveRoom: boolean;
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly outputs: DeviceOutputs;
@@ -176,6 +186,7 @@ export class DeviceCore {
     this.random = opts.random;
     this.outputs = opts.outputs;
     this.mtu = opts.mtu ?? DEFAULT_MTU;
+    this.packetsMayHaveRoom = opts.packetsMayHaveRoom ?? false;
     this.underLoadHandshakes = opts.underLoadHandshakes ?? UNDER_LOAD_HANDSHAKES;
     this.checker = new CookieChecker(this.crypto, this.random);
   }
@@ -360,11 +371,24 @@ export class DeviceCore {
   private encrypt(keypair: Keypair, packet: Uint8Array): Uint8Array {
     const counter = keypair.sendCounter++;
     const padded = paddedLength(packet.length, this.mtu);
-    const datagram = new Uint8Array(MESSAGE_TRANSPORT_HEADER_SIZE + padded + TAG_SIZE);
+    let datagram: Uint8Array;
+    if (
+      this.packetsMayHaveRoom &&
+      packet.byteOffset === PACKET_HEADROOM &&
+      packet.buffer.byteLength === packet.length + PACKET_HEADROOM + PACKET_TAILROOM &&
+      padded - packet.length + TAG_SIZE <= PACKET_TAILROOM
+    ) {
+      // the reader's own buffer with room for header, padding and tag: seal where the packet lies
+      datagram = new Uint8Array(packet.buffer, 0, MESSAGE_TRANSPORT_HEADER_SIZE + padded + TAG_SIZE);
+      datagram.fill(0, 1, 4);
+      datagram.fill(0, MESSAGE_TRANSPORT_HEADER_SIZE + packet.length, MESSAGE_TRANSPORT_HEADER_SIZE + padded);
+    } else {
+      datagram = new Uint8Array(MESSAGE_TRANSPORT_HEADER_SIZE + padded + TAG_SIZE);
+      datagram.set(packet, MESSAGE_TRANSPORT_HEADER_SIZE);
+    }
     datagram[0] = MESSAGE_TRANSPORT_TYPE;
     writeU32LE(datagram, 4, keypair.remoteIndex);
     writeCounter(datagram, 8, counter);
-    datagram.set(packet, MESSAGE_TRANSPORT_HEADER_SIZE);
     aeadSealInPlace(keypair.send, counter, datagram, MESSAGE_TRANSPORT_HEADER_SIZE, padded);
     return datagram;
   }

@@ -21,6 +21,11 @@ export interface LinuxTunOptions {
    * back are coalesced into one GSO frame. Falls back to a plain TUN when the kernel refuses.
    */
   offload?: boolean;
+  /**
+   * Hand packets over with room around them (tun.ts PACKET_HEADROOM/PACKET_TAILROOM) so the device
+   * seals them in place (default true; KUBESPAND_SEAL_IN_PLACE=0 turns it off).
+   */
+  room?: boolean;
 }
 
 const DEFAULT_MAX_BATCH = 128;
@@ -38,6 +43,7 @@ export class LinuxTun implements TunDevice {
   private reader: TunReaderHandle | undefined;
   private closed = false;
   private closeError: Error | undefined;
+  readonly packetsHaveRoom: boolean;
   private readonly maxBatch: number;
   private readonly bufSize: number;
 
@@ -45,11 +51,12 @@ export class LinuxTun implements TunDevice {
     private fd: number,
     readonly name: string,
     readonly mtu: number,
-    opts: Pick<LinuxTunOptions, 'maxBatch' | 'bufSize'> = {},
+    opts: Pick<LinuxTunOptions, 'maxBatch' | 'bufSize' | 'room'> = {},
     /** The fd was opened with IFF_VNET_HDR and offloads. */
     readonly offload = false,
   ) {
     this.native = loadNative();
+    this.packetsHaveRoom = (opts.room ?? true) && process.env.KUBESPAND_SEAL_IN_PLACE !== '0';
     this.maxBatch = opts.maxBatch ?? DEFAULT_MAX_BATCH;
     this.bufSize = (opts.bufSize ?? DEFAULT_BUF_SIZE) + (offload ? VNET_HDR_LEN : 0);
   }
@@ -66,7 +73,7 @@ export class LinuxTun implements TunDevice {
   onPackets(cb: (packets: Uint8Array[]) => void): void {
     this.packetListeners.push(cb);
     if (!this.reader && !this.closed) {
-      this.reader = this.native.tunReaderStart(this.fd, this.maxBatch, this.bufSize, (packets, err) => this.onRead(packets, err), this.offload);
+      this.reader = this.native.tunReaderStart(this.fd, this.maxBatch, this.bufSize, (packets, err) => this.onRead(packets, err), this.offload, this.packetsHaveRoom);
     }
   }
 
@@ -103,7 +110,7 @@ export class LinuxTun implements TunDevice {
     this.shutdown(undefined);
   }
 
-  private onRead(packets: Buffer[] | null, err?: NativeError): void {
+  private onRead(packets: Uint8Array[] | null, err?: NativeError): void {
     if (packets) {
       this.stats.packetsRead += packets.length;
       this.stats.batchesRead++;
@@ -167,7 +174,7 @@ export function openLinuxTun(name: string, opts: LinuxTunOptions = {}): LinuxTun
  * name for the fd (TUNGETIFF; `name` is only the caller's expectation), and sets the MTU (default 1420)
  * as wireguard-go does for an inherited TUN.
  */
-export function tunFromFd(fd: number, name?: string, mtu: number = DEFAULT_TUN_MTU, opts: Pick<LinuxTunOptions, 'maxBatch' | 'bufSize'> = {}): LinuxTun {
+export function tunFromFd(fd: number, name?: string, mtu: number = DEFAULT_TUN_MTU, opts: Pick<LinuxTunOptions, 'maxBatch' | 'bufSize' | 'room'> = {}): LinuxTun {
   if (!Number.isInteger(fd) || fd < 0) throw new Error(`WG_TUN_FD: "${String(fd)}" is not a file descriptor number`);
   const native = loadNative();
   let kernelName: string;

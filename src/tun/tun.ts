@@ -16,6 +16,12 @@ export interface TunDevice {
    */
   onPackets(cb: (packets: Uint8Array[]) => void): void;
   /**
+   * True when every packet handed to onPackets is a view with PACKET_HEADROOM zeroed bytes before it
+   * and PACKET_TAILROOM after it in its own ArrayBuffer (exactly), which the receiver may overwrite:
+   * the device then seals the packet in place. Only valid with a single receiver.
+   */
+  readonly packetsHaveRoom?: boolean;
+  /**
    * Called once when the device stops: `err` is set when the kernel side failed (e.g. the interface
    * was deleted), undefined after `close()`. Registering after the device closed calls back soon.
    */
@@ -40,3 +46,6 @@ export interface TunStats {
 
 /** Default TUN MTU: 1500 minus the WireGuard IPv6 overhead (40 + 8 + 32), as wireguard-go and wg-quick use. */
 export const DEFAULT_TUN_MTU = 1420;
+
+/** The room the TUN reader leaves around packets (defined by the core, which fills it). */
+export { PACKET_HEADROOM, PACKET_TAILROOM } from '../noise/constants.js';

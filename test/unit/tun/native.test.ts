@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadNative, nativeAddonCandidates, type NativeError } from '../../../src/native.js';
+import { PACKET_HEADROOM, PACKET_TAILROOM } from '../../../src/noise/constants.js';
 
 const native = loadNative();
 let dir: string;
@@ -38,15 +39,22 @@ function pipePair(): { reader: number; writer: number } {
   return { reader, writer };
 }
 
-type Event = { packets: Buffer[] } | { err: NativeError | undefined };
+type Event = { packets: Uint8Array[] } | { err: NativeError | undefined };
 
-function startReader(fd: number, maxBatch: number, bufSize: number): { events: Event[]; handle: ReturnType<typeof native.tunReaderStart>; next(): Promise<void> } {
+function startReader(fd: number, maxBatch: number, bufSize: number, room = false): { events: Event[]; handle: ReturnType<typeof native.tunReaderStart>; next(): Promise<void> } {
   const events: Event[] = [];
   let wake: (() => void) | undefined;
-  const handle = native.tunReaderStart(fd, maxBatch, bufSize, (packets, err) => {
-    events.push(packets ? { packets } : { err });
-    wake?.();
-  });
+  const handle = native.tunReaderStart(
+    fd,
+    maxBatch,
+    bufSize,
+    (packets, err) => {
+      events.push(packets ? { packets } : { err });
+      wake?.();
+    },
+    false,
+    room,
+  );
   return { events, handle, next: () => new Promise<void>((r) => (wake = r)) };
 }
 
@@ -63,6 +71,27 @@ describe('tunReaderStart / tunReaderStop', () => {
     expect(r.events.every((e) => 'packets' in e && e.packets.every((p) => Buffer.isBuffer(p) && p.length === 100))).toBe(true);
     native.tunReaderStop(r.handle);
     native.tunReaderStop(r.handle); // idempotent
+  });
+
+  it('with room: each packet is a view at offset 16 of its own zeroed buffer, 31 bytes left after it', async () => {
+    const { reader, writer } = pipePair();
+    for (let i = 0; i < 3; i++) writeSync(writer, Buffer.alloc(100, 0xa0 + i));
+    const r = startReader(reader, 8, 100, true);
+    while (r.events.reduce((n, e) => n + ('packets' in e ? e.packets.length : 0), 0) < 3) await r.next();
+    const packets = r.events.flatMap((e) => ('packets' in e ? e.packets : []));
+    expect(packets).toHaveLength(3);
+    for (const [i, p] of packets.entries()) {
+      expect(p).toBeInstanceOf(Uint8Array);
+      expect(p.length).toBe(100);
+      expect(p.byteOffset).toBe(PACKET_HEADROOM);
+      expect(p.buffer.byteLength).toBe(100 + PACKET_HEADROOM + PACKET_TAILROOM);
+      expect(p.every((b) => b === 0xa0 + i)).toBe(true);
+      const all = new Uint8Array(p.buffer);
+      expect(all.subarray(0, PACKET_HEADROOM).every((b) => b === 0)).toBe(true);
+      expect(all.subarray(PACKET_HEADROOM + 100).every((b) => b === 0)).toBe(true);
+      if (i > 0) expect(p.buffer).not.toBe(packets[i - 1]!.buffer); // each packet owns its buffer
+    }
+    native.tunReaderStop(r.handle);
   });
 
   it('reports a read error (EOF on a FIFO, like a dead TUN) once as cb(null, err) and stops', async () => {
