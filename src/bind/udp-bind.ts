@@ -99,30 +99,28 @@ function closeSocket(sock: dgram.Socket | undefined): Promise<void> {
   });
 }
 
-/**
- * The fd of a bound dgram socket. Node keeps the handle under a "state symbol"; the public
- * `_handle` getter works too but is deprecated (DEP0112), so it is only the fallback.
- */
-export function socketFd(sock: dgram.Socket): number {
-  const stateSymbol = Object.getOwnPropertySymbols(sock).find((s) => s.description === 'state symbol');
-  const state = stateSymbol ? (sock as unknown as Record<symbol, { handle?: { fd?: unknown } } | undefined>)[stateSymbol] : undefined;
-  let fd = state?.handle?.fd;
-  if (typeof fd !== 'number') fd = (sock as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) throw new Error('udp bind: cannot find the socket fd (is the socket bound? did node internals change?)');
-  return fd;
-}
-
 interface UdpHandle {
   fd?: unknown;
   recvStart?: () => number;
   recvStop?: () => number;
 }
 
-/** dgram's UDP handle (the same lookup as socketFd), or undefined if node internals changed. */
+/**
+ * dgram's UDP handle. Node keeps it under a "state symbol"; the public `_handle` getter works too but
+ * is deprecated (DEP0112), so it is only the fallback (for the fd; recvStop is only used when found).
+ */
 function socketHandle(sock: dgram.Socket): UdpHandle | undefined {
   const stateSymbol = Object.getOwnPropertySymbols(sock).find((s) => s.description === 'state symbol');
   const state = stateSymbol ? (sock as unknown as Record<symbol, { handle?: UdpHandle } | undefined>)[stateSymbol] : undefined;
   return state?.handle ?? undefined;
+}
+
+/** The fd of a bound dgram socket (through its handle; see socketHandle). */
+export function socketFd(sock: dgram.Socket): number {
+  let fd = socketHandle(sock)?.fd;
+  if (typeof fd !== 'number') fd = (sock as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new Error('udp bind: cannot find the socket fd (is the socket bound? did node internals change?)');
+  return fd;
 }
 
 export class UdpBind implements Bind {
