@@ -1045,9 +1045,6 @@ static napi_value tun_reader_start(napi_env env, napi_callback_info info) {
     return NULL;
   }
 
-  uv_loop_t *loop = NULL;
-  NAPI_OK_OR_RETURN(env, napi_get_uv_event_loop(env, (struct uv_loop_s **)&loop), NULL);
-
   tun_reader *r = (tun_reader *)calloc(1, sizeof *r);
   if (r == NULL) {
     throw_errno(env, ENOMEM, "calloc", "tunReaderStart fd %d: allocating reader", fd);
@@ -1076,43 +1073,7 @@ static napi_value tun_reader_start(napi_env env, napi_callback_info info) {
   r->buf_size = (size_t)buf_size;
   r->state = READER_ACTIVE;
 
-  int rc = uv_poll_init(loop, &r->poll, fd);
-  if (rc < 0) {
-    free(r->buf);
-    free(r->scratch);
-    free(r);
-    throw_errno(env, -rc, "uv_poll_init", "tunReaderStart fd %d: uv_poll_init", fd);
-    return NULL;
-  }
-  r->poll.data = r;
-  rc = uv_poll_start(&r->poll, UV_READABLE, reader_on_poll);
-  if (rc < 0) {
-    r->state = READER_CLOSING;
-    r->handle_collected = true; /* no JS handle will exist: free on close */
-    uv_close((uv_handle_t *)&r->poll, reader_on_closed);
-    throw_errno(env, -rc, "uv_poll_start", "tunReaderStart fd %d: uv_poll_start", fd);
-    return NULL;
-  }
-
-  napi_value resource, resource_name, handle;
-  if (napi_create_reference(env, argv[3], 1, &r->callback) != napi_ok ||
-      napi_create_object(env, &resource) != napi_ok ||
-      napi_create_string_utf8(env, "kubespand:TunReader", NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
-      napi_async_init(env, resource, resource_name, &r->async_context) != napi_ok ||
-      napi_create_external(env, r, reader_finalize, NULL, &handle) != napi_ok) {
-    /* leave a consistent state: stop and let the close callback free it */
-    r->handle_collected = true;
-    if (r->callback != NULL) napi_delete_reference(env, r->callback);
-    if (r->async_context != NULL) napi_async_destroy(env, r->async_context);
-    r->callback = NULL;
-    r->async_context = NULL;
-    r->state = READER_CLOSING;
-    uv_poll_stop(&r->poll);
-    uv_close((uv_handle_t *)&r->poll, reader_on_closed);
-    return NULL;
-  }
-  napi_add_env_cleanup_hook(env, env_cleanup, r);
-  return handle;
+  return reader_begin(env, r, argv[3], "tunReaderStart", "kubespand:TunReader");
 }
 
 static napi_value tun_reader_stop(napi_env env, napi_callback_info info) {
