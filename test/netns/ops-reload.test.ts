@@ -5,14 +5,15 @@
  *     endpoint change in place; the link, table-180 routes and MSS clamp follow; n2 learns n1's new
  *     endpoints through discovery; the WireGuard peer is never removed (its transfer counters only grow);
  *   - an invalid file (bad value, YAML syntax) is refused with an error naming the key, logged and
- *     returned on the control socket, and the running state is kept;
+ *     returned on the control socket, and the running state is kept; so is a valid file that others
+ *     can read (it holds the cluster secret), with run's own "chmod 600" message;
  *   - identity keys (interface, listen port, cluster secret) are refused with "needs a restart",
  *     without echoing the secret;
  *   - a --log-level given on the command line wins over the file, and the reload says so.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { eventually, sleep, type Spawned } from '../support/netns.js';
 import { controlRequest } from '../../src/kubespan/control.js';
 import { HUB_IP, HUB_IP2, OpsMesh, type NodeConfigOptions, type OpsNode } from './ops-support.js';
@@ -175,11 +176,20 @@ describe('operations: live config reload', () => {
     expect(syntax.ok).toBe(false);
     expect(String(syntax.error)).toMatch(/YAML syntax error/);
 
+    // a valid, changed file that others can read: refused as at start, before anything applies
+    mesh.writeConfig(n1, { ...V2, kubespan: { ...V2.kubespan, mtu: 1400 } });
+    chmodSync(n1.config, 0o644);
+    const open = await controlRequest(n1.socket, { op: 'reload' });
+    chmodSync(n1.config, 0o600);
+    expect(open.ok).toBe(false);
+    expect(String(open.error)).toContain(`${n1.config}: mode 0644 lets others read the cluster secret; refusing to use it (fix with: chmod 600 ${n1.config})`);
+    expect(String(open.error)).not.toContain(mesh.clusterSecret);
+
     // nothing changed
     expect(linkMtu(n1)).toBe(1380);
     const st = (await controlRequest(n1.socket, { op: 'status' })).status as { settings: { mtu: number }; reload: { failed: number; succeeded: number; lastError: string } };
     expect(st.settings.mtu).toBe(1380);
-    expect(st.reload.failed).toBe(3);
+    expect(st.reload.failed).toBe(4);
     expect(st.reload.succeeded).toBe(1);
     expect(mesh.ctl(n1, ['status'])).toMatch(/last reload FAILED/);
     expect((await mesh.allUp(n1, 1)).length).toBe(1);
