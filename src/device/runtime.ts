@@ -76,10 +76,12 @@ export async function startDevice(opts: StartDeviceOptions): Promise<RunningDevi
   try {
     await device.start(opts.listenPort ?? 0);
     if (warm) {
-      // before anyone can configure the device: one handshake and a few packets each way, so the first
-      // real handshake does not pay for compiling every function it calls (~15-20 ms on the bench host)
+      // before anyone can configure the device: a few handshakes and packets each way, so the first real
+      // handshake does not pay for compiling every function it calls (~15-20 ms on the bench host).
+      // 6 handshakes + 512 packets: first reply 6.6 ms vs 9.0 with 2 + 128, and 12 + 1024 was no better
+      // (bench/latency.ts, 5 tunnels per row, bench/results/2026-11-26T19-10-50Z-latency.json)
       const crypto = device.core.crypto;
-      reportWarmup(log, crypto.name, 'initial', await warmUpDataPath({ crypto, clock: systemClock, random: systemRandom, mtu, handshakes: 2, packets: 128, sliceMs: 1000 }));
+      reportWarmup(log, crypto.name, 'initial', await warmUpDataPath({ crypto, clock: systemClock, random: systemRandom, mtu, handshakes: 6, packets: 512, sliceMs: 1000 }));
     }
     uapi = await startUapiServer(ifname, device, {
       log: uapiLog(log),
