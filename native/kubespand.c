@@ -712,6 +712,29 @@ static int split_emit(void *arg, const uint8_t *packet, size_t len) {
   return 0;
 }
 
+/*
+ * Reports err to the callback once and stops the reader (the fd is gone). Polling stops before the call:
+ * the callback may close the fd, and the poll must not outlive it.
+ */
+static void reader_fail(tun_reader *r, int err, const char *what) {
+  napi_env env = r->env;
+  napi_value argv[2];
+  napi_get_null(env, &argv[0]);
+  argv[1] = make_errno_error(env, err, r->udp ? "recvmmsg" : "read", what);
+  if (argv[1] == NULL) argv[1] = undefined_value(env);
+  napi_ref callback = r->callback;
+  napi_async_context context = r->async_context;
+  r->callback = NULL;
+  r->async_context = NULL;
+  r->state = READER_CLOSING;
+  uv_poll_stop(&r->poll);
+  napi_remove_env_cleanup_hook(env, env_cleanup, r);
+  invoke(env, context, callback, 2, argv);
+  napi_delete_reference(env, callback);
+  napi_async_destroy(env, context);
+  reader_close_handle(r);
+}
+
 static void udp_reader_on_poll(tun_reader *r, int status);
 
 static void reader_on_poll(uv_poll_t *handle, int status, int events) {
@@ -765,46 +788,10 @@ static void reader_on_poll(uv_poll_t *handle, int status, int events) {
   if (read_error != 0 && r->state == READER_ACTIVE) {
     char what[96];
     snprintf(what, sizeof what, "TUN fd %d read failed", r->fd);
-    napi_value argv[2];
-    napi_get_null(env, &argv[0]);
-    argv[1] = make_errno_error(env, read_error, "read", what);
-    if (argv[1] == NULL) argv[1] = undefined_value(env);
-    /* stop polling before the call: the callback may close the fd, and the poll must not outlive it */
-    napi_ref callback = r->callback;
-    napi_async_context context = r->async_context;
-    r->callback = NULL;
-    r->async_context = NULL;
-    r->state = READER_CLOSING;
-    uv_poll_stop(&r->poll);
-    napi_remove_env_cleanup_hook(env, env_cleanup, r);
-    invoke(env, context, callback, 2, argv);
-    napi_delete_reference(env, callback);
-    napi_async_destroy(env, context);
-    uv_close((uv_handle_t *)&r->poll, reader_on_closed);
+    reader_fail(r, read_error, what);
   }
 out:
   napi_close_handle_scope(env, scope);
-}
-
-
-/* Reports err to the callback once and stops the reader (the fd is gone). */
-static void reader_fail(tun_reader *r, int err, const char *what) {
-  napi_env env = r->env;
-  napi_value argv[2];
-  napi_get_null(env, &argv[0]);
-  argv[1] = make_errno_error(env, err, r->udp ? "recvmmsg" : "read", what);
-  if (argv[1] == NULL) argv[1] = undefined_value(env);
-  napi_ref callback = r->callback;
-  napi_async_context context = r->async_context;
-  r->callback = NULL;
-  r->async_context = NULL;
-  r->state = READER_CLOSING;
-  uv_poll_stop(&r->poll);
-  napi_remove_env_cleanup_hook(env, env_cleanup, r);
-  invoke(env, context, callback, 2, argv);
-  napi_delete_reference(env, callback);
-  napi_async_destroy(env, context);
-  reader_close_handle(r);
 }
 
 /* Errors of one datagram (or of the network, reported through ICMP) that leave the socket usable. */
@@ -926,7 +913,6 @@ static napi_value reader_begin(napi_env env, tun_reader *r, napi_value cb, const
     free(r);
     return NULL;
   }
-  r->poll.data = r;
   int rc = uv_poll_init(loop, &r->poll, r->fd);
   if (rc < 0) {
     int fd = r->fd;
