@@ -5,7 +5,8 @@
  * Falls back to plain `nodeCrypto` when the addon is unavailable. Cross-tested against the other
  * providers.
  */
-import type { Aead, CryptoProvider } from './crypto.js';
+import { checkKey, type Aead, type CryptoProvider } from './crypto.js';
+import { KEY_SIZE } from './constants.js';
 import { nodeCrypto } from './crypto-node.js';
 import { tryLoadDatapath } from '../native-datapath.js';
 
@@ -33,31 +34,27 @@ function nativeAead(key: Uint8Array): Aead {
   };
 }
 
-const KEY = 32;
-
-function checkKey(k: Uint8Array, what: string): void {
-  if (k.length !== KEY) throw new Error(`${what}: must be ${KEY} bytes, got ${k.length}`);
-}
-
-function nativeDh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
-  checkKey(privateKey, 'dh private key');
-  checkKey(publicKey, 'dh public key');
-  const out = new Uint8Array(KEY);
-  if (!tryLoadDatapath()!.x25519!(privateKey, publicKey, out)) throw new Error('X25519 failed in OpenSSL');
-  return out;
-}
-
-function nativePublicKey(privateKey: Uint8Array): Uint8Array {
-  checkKey(privateKey, 'private key');
-  const out = new Uint8Array(KEY);
-  if (!tryLoadDatapath()!.x25519!(privateKey, null, out)) throw new Error('X25519 public key failed in OpenSSL');
-  return out;
-}
-
 function buildNative(): CryptoProvider {
   const addon = tryLoadDatapath();
+  const x25519 = addon?.x25519?.bind(addon);
   // an addon built before x25519 existed still accelerates the AEAD
-  const x = typeof addon?.x25519 === 'function' ? { dh: nativeDh, publicKey: nativePublicKey } : {};
+  const x: Partial<CryptoProvider> = x25519
+    ? {
+        dh(privateKey, publicKey) {
+          checkKey(privateKey, 'dh private key');
+          checkKey(publicKey, 'dh public key');
+          const out = new Uint8Array(KEY_SIZE);
+          if (!x25519(privateKey, publicKey, out)) throw new Error('X25519 failed in OpenSSL');
+          return out;
+        },
+        publicKey(privateKey) {
+          checkKey(privateKey, 'private key');
+          const out = new Uint8Array(KEY_SIZE);
+          if (!x25519(privateKey, null, out)) throw new Error('X25519 public key failed in OpenSSL');
+          return out;
+        },
+      }
+    : {};
   return { ...nodeCrypto, ...x, name: 'native', aead: nativeAead };
 }
 

@@ -8,14 +8,10 @@ import { blake2s } from '@noble/hashes/blake2.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { KEY_SIZE, MAC_SIZE, TAG_SIZE } from './constants.js';
-import type { Aead, CryptoProvider } from './crypto.js';
+import { checkKey, type Aead, type CryptoProvider } from './crypto.js';
 import { writeCounter } from './bytes.js';
 
 const NONCE_SIZE = 12;
-
-function checkKey(k: Uint8Array, what: string): void {
-  if (k.length !== KEY_SIZE) throw new Error(`${what}: must be ${KEY_SIZE} bytes, got ${k.length}`);
-}
 
 /** nonce = 4 zero bytes ‖ counter (u64 LE). */
 function transportNonce(nonce: Uint8Array, counter: number): Uint8Array {

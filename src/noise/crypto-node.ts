@@ -22,7 +22,7 @@ import {
 import { blake2s } from '@noble/hashes/blake2.js';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { KEY_SIZE, MAC_SIZE, TAG_SIZE } from './constants.js';
-import type { Aead, CryptoProvider } from './crypto.js';
+import { checkKey, type Aead, type CryptoProvider } from './crypto.js';
 import { writeCounter } from './bytes.js';
 
 /** DER PKCS#8 header of an X25519 private key; the 32 raw bytes follow (RFC 8410). Fallback import. */
@@ -37,10 +37,6 @@ const EMPTY = new Uint8Array(0);
 /** A plain Uint8Array over the same memory as a Node Buffer (no copy). */
 function plain(b: Buffer): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-}
-
-function checkKey(k: Uint8Array, what: string): void {
-  if (k.length !== KEY_SIZE) throw new Error(`${what}: must be ${KEY_SIZE} bytes, got ${k.length}`);
 }
 
 /**

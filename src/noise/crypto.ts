@@ -1,3 +1,4 @@
+import { KEY_SIZE } from './constants.js';
 /**
  * The cryptographic primitives WireGuard needs, behind one interface so the protocol core can run
  * on `node:crypto` (fast) or on @noble/tweetnacl (the pure-JS reference), and so the two can be
@@ -37,6 +38,11 @@ export function aeadOpenInPlace(aead: Aead, counter: number, buf: Uint8Array, of
   if (!plaintext) return false;
   buf.set(plaintext, off);
   return true;
+}
+
+/** Throws unless `k` is a 32-byte key; `what` names it in the message (never the key itself). */
+export function checkKey(k: Uint8Array, what: string): void {
+  if (k.length !== KEY_SIZE) throw new Error(`${what}: must be ${KEY_SIZE} bytes, got ${k.length}`);
 }
 
 export interface CryptoProvider {
