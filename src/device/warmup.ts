@@ -18,6 +18,8 @@ import type { CryptoProvider } from '../noise/crypto.js';
 import type { Clock, Random } from '../noise/clock.js';
 import { parsePrefix } from '../noise/allowed-ips.js';
 import { generatePrivateKey } from '../noise/keys.js';
+import { constantTimeEqual } from '../noise/bytes.js';
+import { buildUdpPacket } from '../tun/packets.js';
 
 export interface WarmupOptions {
   crypto: CryptoProvider;
@@ -48,42 +50,14 @@ export interface WarmupReport {
 const EP_A: Endpoint = { address: '192.0.2.1', port: 1 };
 const EP_B: Endpoint = { address: '192.0.2.2', port: 2 };
 
-function ipv4Packet(size: number, src: number, dst: number, seq: number): Uint8Array {
-  const p = new Uint8Array(Math.max(size, 28));
-  p[0] = 0x45;
-  p[2] = p.length >> 8;
-  p[3] = p.length & 0xff;
-  p[8] = 64;
-  p[9] = 17;
-  p.set([10, 255, 0, src], 12);
-  p.set([10, 255, 0, dst], 16);
-  p[20] = seq & 0xff;
-  p[21] = (seq >> 8) & 0xff;
-  p[p.length - 1] = seq & 0xff;
-  return p;
-}
+const ADDRESSES = { v4: ['10.255.0.1', '10.255.0.2'], v6: ['fdff::1', 'fdff::2'] } as const;
 
-function ipv6Packet(size: number, src: number, dst: number, seq: number): Uint8Array {
-  const p = new Uint8Array(Math.max(size, 48));
-  p[0] = 0x60;
-  const payload = p.length - 40;
-  p[4] = payload >> 8;
-  p[5] = payload & 0xff;
-  p[6] = 17;
-  p[7] = 64;
-  p.set([0xfd, 0xff], 8);
-  p[23] = src;
-  p.set([0xfd, 0xff], 24);
-  p[39] = dst;
-  p[40] = seq & 0xff;
-  p[p.length - 1] = (seq >> 8) & 0xff;
-  return p;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+/** A UDP packet of `size` bytes (at least the headers) from one side of the pair to the other. */
+function packet(size: number, fromA: boolean, v6: boolean, seq: number): Uint8Array {
+  const [addrA, addrB] = v6 ? ADDRESSES.v6 : ADDRESSES.v4;
+  const headers = (v6 ? 40 : 20) + 8;
+  const payload = new Uint8Array(Math.max(0, size - headers)).fill(seq & 0xff);
+  return buildUdpPacket({ src: fromA ? addrA : addrB, dst: fromA ? addrB : addrA, srcPort: 1024 + (seq & 0x7fff), dstPort: 9, payload });
 }
 
 const defaultYield = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -133,10 +107,10 @@ export async function warmUpDataPath(opts: WarmupOptions): Promise<WarmupReport>
     const pb = b.addPeer(a.getPublicKey()!);
     a.setEndpoint(pa, EP_B);
     b.setEndpoint(pb, EP_A);
-    a.allowedIps.insert(parsePrefix('10.255.0.2/32'), pa);
-    a.allowedIps.insert(parsePrefix('fdff::2/128'), pa);
-    b.allowedIps.insert(parsePrefix('10.255.0.1/32'), pb);
-    b.allowedIps.insert(parsePrefix('fdff::1/128'), pb);
+    a.allowedIps.insert(parsePrefix(`${ADDRESSES.v4[1]}/32`), pa);
+    a.allowedIps.insert(parsePrefix(`${ADDRESSES.v6[1]}/128`), pa);
+    b.allowedIps.insert(parsePrefix(`${ADDRESSES.v4[0]}/32`), pb);
+    b.allowedIps.insert(parsePrefix(`${ADDRESSES.v6[0]}/128`), pb);
   };
 
   let sliceStart = opts.clock.now();
@@ -153,8 +127,8 @@ export async function warmUpDataPath(opts: WarmupOptions): Promise<WarmupReport>
     newPair();
     handshakeDone = false;
     delivered = [];
-    const probe = ipv4Packet(84, 1, 2, i);
-    (i % 2 === 0 ? a : b).handleTunPackets([i % 2 === 0 ? probe : ipv4Packet(84, 2, 1, i)]);
+    const fromA = i % 2 === 0;
+    (fromA ? a : b).handleTunPackets([packet(84, fromA, false, i)]);
     pump();
     if (handshakeDone) report.handshakes++;
   }
@@ -172,7 +146,7 @@ export async function warmUpDataPath(opts: WarmupOptions): Promise<WarmupReport>
     const batch: Uint8Array[] = [];
     for (let k = 0; k < batchSize; k++) {
       const s = seq * batchSize + k;
-      batch.push(v6 ? ipv6Packet(size, fromA ? 1 : 2, fromA ? 2 : 1, s) : ipv4Packet(size, fromA ? 1 : 2, fromA ? 2 : 1, s));
+      batch.push(packet(size, fromA, v6, s));
     }
     seq++;
     const expected = batch.map((p) => p.slice());
@@ -181,7 +155,7 @@ export async function warmUpDataPath(opts: WarmupOptions): Promise<WarmupReport>
     pump();
     for (let k = 0; k < expected.length; k++) {
       const got = delivered[k];
-      if (!got || !sameBytes(got, expected[k]!)) report.mismatches++;
+      if (!got || !constantTimeEqual(got, expected[k]!)) report.mismatches++;
     }
     report.packets += batch.length;
   }
