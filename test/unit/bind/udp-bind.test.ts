@@ -241,6 +241,17 @@ for (const native of [true, false]) describe(`UdpBind on loopback (${native ? 'n
   });
 });
 
+/** A v4 bind with the native reader, a collector on it, and a plain dgram socket to send to it from. */
+async function nativeBindAndSender(): Promise<{ b: UdpBind; portB: number; atB: ReturnType<typeof collect>; raw: dgram.Socket }> {
+  const b = new UdpBind({ address4: '127.0.0.1', address6: null, nativeReceive: true });
+  opened.push(b);
+  const portB = await b.open(0);
+  const atB = collect(b);
+  const raw = dgram.createSocket('udp4');
+  await new Promise<void>((r) => raw.bind(0, '127.0.0.1', () => r()));
+  return { b, portB, atB, raw };
+}
+
 describe('native UDP reader', () => {
   it('is used by default when the addon has it, and KUBESPAND_NATIVE_UDP_RECV=0 turns it off', async () => {
     expect(typeof loadNative().udpReaderStart).toBe('function');
@@ -262,12 +273,7 @@ describe('native UDP reader', () => {
   });
 
   it('hands a large burst over in batches of at most 64, in order, nothing lost', async () => {
-    const b = new UdpBind({ address4: '127.0.0.1', address6: null, nativeReceive: true });
-    opened.push(b);
-    const portB = await b.open(0);
-    const atB = collect(b);
-    const raw = dgram.createSocket('udp4');
-    await new Promise<void>((r) => raw.bind(0, '127.0.0.1', () => r()));
+    const { b, portB, atB, raw } = await nativeBindAndSender();
     try {
       const n = 1000;
       for (let i = 0; i < n; i++) raw.send(Buffer.from(String(i)), portB, '127.0.0.1');
@@ -286,12 +292,7 @@ describe('native UDP reader', () => {
   });
 
   it('takes datagrams up to the largest UDP payload', async () => {
-    const b = new UdpBind({ address4: '127.0.0.1', address6: null, nativeReceive: true });
-    opened.push(b);
-    const portB = await b.open(0);
-    const atB = collect(b);
-    const raw = dgram.createSocket('udp4');
-    await new Promise<void>((r) => raw.bind(0, '127.0.0.1', () => r()));
+    const { b, portB, atB, raw } = await nativeBindAndSender();
     try {
       const big = Buffer.alloc(65507, 0xab);
       raw.send(big, portB, '127.0.0.1');
