@@ -17,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { controlRequest } from '../../src/kubespan/control.js';
 import { kubespanPrefix } from '../../src/kubespan/identity.js';
+import { meshNodeConfig } from '../../src/netns/mesh-config.js';
 import { eventually, sleep, Topology, type Spawned } from '../../src/netns/topology.js';
 import { cpuFraction, sampleProc, slope, type ProcSample } from './proc-stats.js';
 
@@ -134,27 +135,17 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     for (const n of nodes) {
       writeFileSync(
         n.config,
-        [
-          'cluster:',
-          `  id: ${clusterId}`,
-          `  secret: ${clusterSecret}`,
-          '  discovery:',
-          '    registries:',
-          '      service:',
-          `        endpoint: http://${HUB}:3000/`,
-          'machine:',
-          '  network:',
-          '    kubespan:',
-          '      enabled: true',
-          'kubespand:',
-          `  nodeName: ${n.name}`,
-          `  stateDir: ${n.stateDir}`,
-          `  controlSocket: ${n.socket}`,
-          `  interface: ${n.ifname}`,
-          '  logLevel: info',
-          '  metricsListen: 127.0.0.1:9109',
-          '',
-        ].join('\n'),
+        meshNodeConfig({
+          clusterId,
+          clusterSecret,
+          discoveryEndpoint: `http://${HUB}:3000/`,
+          nodeName: n.name,
+          stateDir: n.stateDir,
+          controlSocket: n.socket,
+          interface: n.ifname,
+          logLevel: 'info',
+          metricsListen: '127.0.0.1:9109',
+        }),
         { mode: 0o600 },
       );
       n.proc = topo.spawn(n.ns, bin, ['run', '--config', n.config]);

@@ -15,6 +15,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { parseArgs } from 'node:util';
+import { seededRandom } from '../../src/bind/channel-bind.js';
 
 export interface Impairment {
   loss: number;
@@ -35,18 +36,6 @@ export function parseProfile(text: string, what: string): Impairment {
     p[k as keyof Impairment] = n;
   }
   return p;
-}
-
-/** mulberry32: small, fast, seedable. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface Counters {
@@ -149,7 +138,7 @@ async function main(): Promise<void> {
   const peer = hostPort(values.peer, 'peer');
   const via = hostPort(values.via, 'via');
   const profiles = { ab: parseProfile(values.ab, '--ab'), ba: parseProfile(values.ba, '--ba') };
-  const random = prng(Number(values.seed) || 1);
+  const random = seededRandom(Number(values.seed) || 1);
   const sideA = await bound(listen.address, listen.port);
   const sideB = await bound(via.address, via.port);
   const scheduler = new Scheduler();

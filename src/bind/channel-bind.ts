@@ -36,7 +36,7 @@ interface InFlight {
 }
 
 /** mulberry32: small, fast, good enough for test decisions. */
-function seededRandom(seed: number): () => number {
+export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
