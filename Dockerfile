@@ -31,10 +31,11 @@ RUN npx node-gyp rebuild --silent --nodedir=/usr/local \
  && npm prune --omit=dev --no-audit --no-fund --loglevel=error \
  && node bin/kubespand version
 
-# ---- runtime: node, iproute2 and nftables; no compilers, no npm cache
+# ---- runtime: node, iproute2, nftables and libsodium (opened by the data-path addon when present);
+# no compilers, no npm cache
 FROM node:20-bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iproute2 nftables ca-certificates \
+ && apt-get install -y --no-install-recommends iproute2 nftables ca-certificates libsodium23 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/kubespand
 COPY --from=build /src/package.json ./

@@ -9,11 +9,13 @@
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"]
     },
     {
-      # Data-path accelerators (in-place ChaCha20-Poly1305 through Node's own OpenSSL, sendmmsg).
+      # Data-path accelerators (in-place ChaCha20-Poly1305 through Node's own OpenSSL or libsodium, X25519, sendmmsg).
       # A separate addon so that a Node without visible OpenSSL symbols only loses these.
       "target_name": "kubespand_datapath",
       "sources": ["native/datapath.c"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
+      # libsodium is opened with dlopen when present (no build dependency): see datapath.c
+      "libraries": ["-ldl", "-lpthread"],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"]
     }
   ]

@@ -12,6 +12,16 @@
  *      only takes KeyObjects, and importing a raw key costs a JWK or DER round trip per operation,
  *      which made it a third of a handshake's time.
  *
+ * libsodium, when the system has it (libsodium.so.23, opened with dlopen at load: no build
+ * dependency, and the addon works the same without it), takes over X25519 and the AEAD of packets
+ * shorter than SODIUM_AEAD_MAX. Same primitives, same bytes; the reason is latency. An idle daemon
+ * runs each packet with cold caches, and there OpenSSL's EVP path (provider dispatch, four calls per
+ * packet) cost 18 us per small packet against libsodium's 9 us (same C harness, 20 ms between
+ * packets); OpenSSL's X25519 computes the public key again with every raw private key it imports
+ * (two scalar multiplications per DH), libsodium's is one. For MTU-sized packets OpenSSL's AVX2
+ * ChaCha20 is faster (1.19 vs 1.62 us at 1420 B), so bulk stays on OpenSSL.
+ * KUBESPAND_LIBSODIUM=0 in the environment keeps everything on OpenSSL.
+ *
  * No protocol logic: which key, which counter, where the header goes and where to send are decided
  * in TypeScript (src/noise, src/bind). Built as a separate addon from the TUN one, so a Node whose
  * OpenSSL symbols are not visible only loses these accelerators (kubespand falls back to
@@ -20,6 +30,9 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <openssl/evp.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,6 +44,49 @@
 
 #define TAG_LEN 16
 #define MAX_BATCH 256
+/* Packets (plaintext bytes) below this go through libsodium when it is loaded: see the header. */
+#define SODIUM_AEAD_MAX 512
+
+/* The few libsodium functions used, by their stable ABI (declared in sodium.h, not needed to build). */
+static struct {
+  int loaded;
+  int (*aead_encrypt_detached)(unsigned char *c, unsigned char *mac, unsigned long long *maclen_p, const unsigned char *m, unsigned long long mlen,
+                               const unsigned char *ad, unsigned long long adlen, const unsigned char *nsec, const unsigned char *npub,
+                               const unsigned char *k);
+  int (*aead_decrypt_detached)(unsigned char *m, unsigned char *nsec, const unsigned char *c, unsigned long long clen, const unsigned char *mac,
+                               const unsigned char *ad, unsigned long long adlen, const unsigned char *npub, const unsigned char *k);
+  int (*scalarmult)(unsigned char *q, const unsigned char *n, const unsigned char *p);
+  int (*scalarmult_base)(unsigned char *q, const unsigned char *n);
+  const char *(*version)(void);
+  char why[160];
+} sodium;
+
+static void sodium_load(void) {
+  const char *env = getenv("KUBESPAND_LIBSODIUM");
+  if (env != NULL && strcmp(env, "0") == 0) {
+    snprintf(sodium.why, sizeof sodium.why, "disabled by KUBESPAND_LIBSODIUM=0");
+    return;
+  }
+  void *lib = dlopen("libsodium.so.23", RTLD_NOW | RTLD_LOCAL);
+  if (lib == NULL) {
+    const char *e = dlerror();
+    snprintf(sodium.why, sizeof sodium.why, "%s", e != NULL ? e : "libsodium.so.23 not found");
+    return;
+  }
+  int (*init)(void) = (int (*)(void))dlsym(lib, "sodium_init");
+  *(void **)&sodium.aead_encrypt_detached = dlsym(lib, "crypto_aead_chacha20poly1305_ietf_encrypt_detached");
+  *(void **)&sodium.aead_decrypt_detached = dlsym(lib, "crypto_aead_chacha20poly1305_ietf_decrypt_detached");
+  *(void **)&sodium.scalarmult = dlsym(lib, "crypto_scalarmult_curve25519");
+  *(void **)&sodium.scalarmult_base = dlsym(lib, "crypto_scalarmult_curve25519_base");
+  *(void **)&sodium.version = dlsym(lib, "sodium_version_string");
+  if (init == NULL || sodium.aead_encrypt_detached == NULL || sodium.aead_decrypt_detached == NULL || sodium.scalarmult == NULL ||
+      sodium.scalarmult_base == NULL || sodium.version == NULL || init() < 0) {
+    snprintf(sodium.why, sizeof sodium.why, "libsodium.so.23 lacks a needed function or failed to initialise");
+    dlclose(lib);
+    return;
+  }
+  sodium.loaded = 1; /* kept open for the life of the process */
+}
 
 #define NAPI_OK(call)                                  \
   do {                                                 \
@@ -115,6 +171,8 @@ static int seal_one(aead_key *k, double counter, unsigned char *p, int len) {
   unsigned char nonce[12];
   int outl = 0, finl = 0;
   make_nonce(nonce, counter);
+  if (sodium.loaded && len < SODIUM_AEAD_MAX) /* in place: libsodium allows c == m */
+    return sodium.aead_encrypt_detached(p, p + len, NULL, p, (unsigned long long)len, NULL, 0, NULL, nonce, k->key) == 0;
   if (EVP_EncryptInit_ex(k->enc, NULL, NULL, NULL, nonce) != 1) return 0;
   if (len > 0 && EVP_EncryptUpdate(k->enc, p, &outl, p, len) != 1) return 0;
   if (EVP_EncryptFinal_ex(k->enc, p + outl, &finl) != 1) return 0;
@@ -125,6 +183,8 @@ static int open_one(aead_key *k, double counter, unsigned char *p, int len) {
   unsigned char nonce[12];
   int outl = 0, finl = 0;
   make_nonce(nonce, counter);
+  if (sodium.loaded && len < SODIUM_AEAD_MAX) /* verifies the tag before decrypting; m == c allowed */
+    return sodium.aead_decrypt_detached(p, NULL, p, (unsigned long long)len, p + len, NULL, 0, nonce, k->key) == 0;
   if (EVP_DecryptInit_ex(k->dec, NULL, NULL, NULL, nonce) != 1) return 0;
   if (EVP_CIPHER_CTX_ctrl(k->dec, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, p + len) != 1) return 0;
   if (len > 0 && EVP_DecryptUpdate(k->dec, p, &outl, p, len) != 1) return 0;
@@ -326,6 +386,18 @@ static napi_value x25519_js(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int ok = 0;
+  if (sodium.loaded) {
+    /* clamps the scalar and ignores the point's top bit like RFC 7748 (and OpenSSL); for a low-order
+       point it writes the all-zero secret and returns -1: the zeros are the answer the caller rejects */
+    if (pub == NULL) ok = sodium.scalarmult_base(out, priv) == 0;
+    else {
+      (void)sodium.scalarmult(out, priv, pub);
+      ok = 1;
+    }
+    napi_value result;
+    NAPI_OK(napi_get_boolean(env, ok, &result));
+    return result;
+  }
   EVP_PKEY *sk = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, 32);
   if (sk != NULL) {
     size_t len = 32;
@@ -352,8 +424,26 @@ static napi_value x25519_js(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* backends() -> { libsodium: version string | null, why: reason it is not used | null, sodiumAeadMax } */
+static napi_value backends_js(napi_env env, napi_callback_info info) {
+  napi_value obj, v;
+  NAPI_OK(napi_create_object(env, &obj));
+  if (sodium.loaded) NAPI_OK(napi_create_string_utf8(env, sodium.version(), NAPI_AUTO_LENGTH, &v));
+  else NAPI_OK(napi_get_null(env, &v));
+  NAPI_OK(napi_set_named_property(env, obj, "libsodium", v));
+  if (sodium.loaded) NAPI_OK(napi_get_null(env, &v));
+  else NAPI_OK(napi_create_string_utf8(env, sodium.why, NAPI_AUTO_LENGTH, &v));
+  NAPI_OK(napi_set_named_property(env, obj, "why", v));
+  NAPI_OK(napi_create_int32(env, SODIUM_AEAD_MAX, &v));
+  NAPI_OK(napi_set_named_property(env, obj, "sodiumAeadMax", v));
+  return obj;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, sodium_load); /* once per process, whichever thread loads the addon first */
   napi_property_descriptor props[] = {
+      {"backends", NULL, backends_js, NULL, NULL, NULL, napi_default, NULL},
       {"aeadCreate", NULL, aead_create, NULL, NULL, NULL, napi_default, NULL},
       {"aeadSeal", NULL, aead_seal, NULL, NULL, NULL, napi_default, NULL},
       {"aeadOpen", NULL, aead_open, NULL, NULL, NULL, napi_default, NULL},

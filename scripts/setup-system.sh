@@ -7,7 +7,9 @@ PKGS=(wireguard-go wireguard-tools iperf3 iproute2 nftables iputils-ping tinypro
   etcd-server iputils-arping
   # operations tests (issue 5): systemd-analyze verify on the unit; a real podman build of the image
   # (runc: crun refuses this VM's hybrid cgroups; debootstrap: ../shared/tools/container-base.sh's stand-in base image)
-  systemd podman runc debootstrap)
+  systemd podman runc debootstrap
+  # the data-path addon opens libsodium at run time for X25519 and small-packet AEAD (issue 6: latency)
+  libsodium23)
 if [ "${KUBESPAND_SETUP_EXTRA:-}" != "" ]; then PKGS+=(${KUBESPAND_SETUP_EXTRA}); fi
 missing=()
 for p in "${PKGS[@]}"; do

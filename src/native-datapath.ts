@@ -1,6 +1,7 @@
 /**
  * The optional data-path addon (`native/datapath.c` → `build/Release/kubespand_datapath.node`):
- * in-place ChaCha20-Poly1305 through Node's own OpenSSL, and sendmmsg on a dgram socket's fd.
+ * in-place ChaCha20-Poly1305 and X25519 through Node's own OpenSSL (and libsodium, opened at run time
+ * when the system has it: small packets and X25519), and sendmmsg on a dgram socket's fd.
  * Loaded lazily; `tryLoadDatapath()` returns undefined (with the reason) when it is not built or
  * cannot load, and callers fall back to node:crypto and dgram.
  */
@@ -25,6 +26,16 @@ export interface DatapathAddon {
    * Absent from an addon built before it existed.
    */
   x25519?(privateKey: Uint8Array, publicKey: Uint8Array | null, out: Uint8Array): boolean;
+  /** Which libraries do the work (absent from an addon built before libsodium was used). */
+  backends?(): DatapathBackends;
+}
+
+export interface DatapathBackends {
+  /** libsodium's version when it does X25519 and the AEAD of packets below `sodiumAeadMax` bytes; else null. */
+  libsodium: string | null;
+  /** Why libsodium is not used (null when it is): not installed, or KUBESPAND_LIBSODIUM=0. */
+  why: string | null;
+  sodiumAeadMax: number;
 }
 
 let cached: { addon?: DatapathAddon; error?: string } | undefined;
@@ -50,6 +61,17 @@ export function tryLoadDatapath(): DatapathAddon | undefined {
   }
   cached = { error: 'kubespand_datapath.node not built (npm run build:native)' };
   return undefined;
+}
+
+/** One line for `kubespand version` and the start-up log: what moves and encrypts packets. */
+export function describeDatapath(): string {
+  const addon = tryLoadDatapath();
+  if (!addon) return `data path: node:crypto and dgram (addon unavailable: ${cached?.error ?? 'unknown'})`;
+  const b = addon.backends?.();
+  if (!b) return 'data path: native addon, OpenSSL';
+  return b.libsodium !== null
+    ? `data path: native addon, libsodium ${b.libsodium} for X25519 and packets < ${b.sodiumAeadMax} B, OpenSSL for larger ones`
+    : `data path: native addon, OpenSSL (libsodium not used: ${b.why ?? 'unknown'})`;
 }
 
 /** Why the addon is not in use (undefined when it is). */

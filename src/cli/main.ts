@@ -61,7 +61,8 @@ export async function main(argv: string[]): Promise<number> {
     return name === undefined ? 1 : 0;
   }
   if (name === 'version' || name === '--version') {
-    process.stdout.write(`kubespand v${VERSION} (node ${process.version})\n`);
+    const { describeDatapath } = await import('../native-datapath.js');
+    process.stdout.write(`kubespand v${VERSION} (node ${process.version}) · ${describeDatapath()}\n`);
     return 0;
   }
   const load = commands[name];

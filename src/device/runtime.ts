@@ -11,6 +11,7 @@ import type { UapiLog } from '../uapi/types.js';
 import { systemClock, systemRandom } from './system.js';
 import { WireguardDevice } from './wireguard-device.js';
 import { warmUpDataPath, type WarmupReport } from './warmup.js';
+import { describeDatapath } from '../native-datapath.js';
 import type { Logger } from '../log.js';
 
 export interface RunningDevice {
@@ -93,7 +94,7 @@ export async function startDevice(opts: StartDeviceOptions): Promise<RunningDevi
     await device.close('start failed');
     throw err;
   }
-  log.info({ uapi: uapi.path }, 'UAPI listening');
+  log.info({ uapi: uapi.path, datapath: describeDatapath() }, 'UAPI listening');
   if (warmMode === 'full') {
     // the rest of the warm-up (enough calls for V8 to optimise the hot functions) in the background,
     // in 1 ms slices so that live packets wait at most that long

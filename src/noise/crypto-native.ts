@@ -2,6 +2,7 @@
  * The fastest provider: node:crypto for everything, except transport AEAD, which goes through the
  * data-path addon in place (one native call per packet, no cipher objects, no copies), and X25519,
  * which the addon does on raw keys (node:crypto needs a KeyObject per key: a JWK import each time).
+ * Inside the addon, libsodium (when the system has it) does X25519 and small packets, OpenSSL the rest.
  * Falls back to plain `nodeCrypto` when the addon is unavailable. Cross-tested against the other
  * providers.
  */
@@ -44,13 +45,13 @@ function buildNative(): CryptoProvider {
           checkKey(privateKey, 'dh private key');
           checkKey(publicKey, 'dh public key');
           const out = new Uint8Array(KEY_SIZE);
-          if (!x25519(privateKey, publicKey, out)) throw new Error('X25519 failed in OpenSSL');
+          if (!x25519(privateKey, publicKey, out)) throw new Error('X25519 failed in the data-path addon');
           return out;
         },
         publicKey(privateKey) {
           checkKey(privateKey, 'private key');
           const out = new Uint8Array(KEY_SIZE);
-          if (!x25519(privateKey, null, out)) throw new Error('X25519 public key failed in OpenSSL');
+          if (!x25519(privateKey, null, out)) throw new Error('X25519 public key failed in the data-path addon');
           return out;
         },
       }

@@ -1,6 +1,8 @@
 /** The data-path addon's in-place AEAD against node:crypto and noble, on random inputs, and its refusals. */
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { nativeCrypto } from '../../../src/noise/crypto-native.js';
 import { nodeCrypto } from '../../../src/noise/crypto-node.js';
 import { nobleCrypto } from '../../../src/noise/crypto-noble.js';
@@ -13,8 +15,16 @@ describe('native data-path AEAD', () => {
     expect(tryLoadDatapath(), datapathUnavailableReason()).toBeDefined();
   });
 
+  it('uses libsodium for small packets and X25519 (setup installs libsodium23)', () => {
+    const b = tryLoadDatapath()!.backends!();
+    expect(b.why).toBeNull();
+    expect(b.libsodium).toMatch(/^1\.\d+\.\d+$/);
+    expect(b.sodiumAeadMax).toBe(512);
+  });
+
   it('agrees with node:crypto and noble for every size and counter, in place and copying', () => {
-    for (const size of [0, 1, 15, 16, 17, 64, 511, 1420, 9000, 65503]) {
+    // below 512 bytes libsodium seals and opens, from 512 on OpenSSL: both sides of the line
+    for (const size of [0, 1, 15, 16, 17, 64, 511, 512, 513, 1420, 9000, 65503]) {
       for (const counter of [0, 1, 255, 2 ** 32 + 7, Number.MAX_SAFE_INTEGER - 1]) {
         const key = randomBytes(32);
         const plaintext = randomBytes(size);
@@ -54,6 +64,43 @@ describe('native data-path AEAD', () => {
     expect(() => addon.aeadSeal(h, 0, new Uint8Array(20), 8, 8)).toThrow(/range/);
     expect(() => addon.aeadOpen(h, 0, new Uint8Array(16), 0, 1)).toThrow(/range/);
     expect(() => addon.aeadCreate(new Uint8Array(31))).toThrow(/32-byte/);
+  });
+});
+
+describe('the data-path addon without libsodium (KUBESPAND_LIBSODIUM=0, in a child process)', () => {
+  it('says why, and seals, opens and does X25519 through OpenSSL with the same bytes as noble', () => {
+    const key = new Uint8Array(randomBytes(32));
+    const priv = new Uint8Array(randomBytes(32));
+    const peer = nobleCrypto.publicKey(new Uint8Array(randomBytes(32)));
+    const sizes = [0, 84, 511, 512, 1420];
+    const plain = sizes.map((n) => new Uint8Array(randomBytes(n)));
+    const script = `
+      const a = require(${JSON.stringify(fileURLToPath(new URL('../../../build/Release/kubespand_datapath.node', import.meta.url)))});
+      const hex = (u) => Buffer.from(u).toString('hex');
+      const [key, priv, peer, ...plain] = JSON.parse(process.argv[1]).map((h) => new Uint8Array(Buffer.from(h, 'hex')));
+      const h = a.aeadCreate(key);
+      const sealed = plain.map((p, i) => { const b = new Uint8Array(p.length + 16); b.set(p); if (!a.aeadSeal(h, 1000 + i, b, 0, p.length)) throw new Error('seal'); return b; });
+      const opened = sealed.map((b, i) => { const c = b.slice(); return a.aeadOpen(h, 1000 + i, c, 0, c.length - 16) ? hex(c.subarray(0, c.length - 16)) : null; });
+      const bad = sealed.map((b, i) => { const c = b.slice(); c[c.length - 1] ^= 1; return a.aeadOpen(h, 1000 + i, c, 0, c.length - 16); });
+      const dh = new Uint8Array(32), pub = new Uint8Array(32), low = new Uint8Array(32);
+      a.x25519(priv, peer, dh); a.x25519(priv, null, pub); a.x25519(priv, new Uint8Array(32), low);
+      process.stdout.write(JSON.stringify({ backends: a.backends(), sealed: sealed.map(hex), opened, bad, dh: hex(dh), pub: hex(pub), low: hex(low) }));`;
+    const out = JSON.parse(
+      execFileSync(process.execPath, ['-e', script, JSON.stringify([key, priv, peer, ...plain].map((u) => bytesToHex(u)))], {
+        env: { ...process.env, KUBESPAND_LIBSODIUM: '0' },
+        encoding: 'utf8',
+      }),
+    ) as { backends: { libsodium: string | null; why: string }; sealed: string[]; opened: (string | null)[]; bad: boolean[]; dh: string; pub: string; low: string };
+    expect(out.backends.libsodium).toBeNull();
+    expect(out.backends.why).toBe('disabled by KUBESPAND_LIBSODIUM=0');
+    plain.forEach((p, i) => {
+      expect(out.sealed[i], `size ${p.length}`).toBe(bytesToHex(nobleCrypto.aead(key).seal(1000 + i, p)));
+      expect(out.opened[i]).toBe(bytesToHex(p));
+      expect(out.bad[i]).toBe(false);
+    });
+    expect(out.dh).toBe(bytesToHex(nobleCrypto.dh(priv, peer)));
+    expect(out.pub).toBe(bytesToHex(nobleCrypto.publicKey(priv)));
+    expect(out.low).toBe('00'.repeat(32));
   });
 });
 
