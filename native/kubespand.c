@@ -17,7 +17,7 @@
  *                                        the fd (the caller's socket keeps its own fd and handle for
  *                                        sending and closing), recvmmsg(2) takes up to maxBatch datagrams
  *                                        per wake-up, then ONE call cb(data, meta, addresses): data is one
- *                                        Buffer with the payloads back to back, meta a Uint32Array of
+ *                                        Uint8Array with the payloads back to back, meta a Uint32Array of
  *                                        [length, source port] per datagram, addresses their sources.
  *                                        Errors that only concern one datagram (ICMP-reported errors,
  *                                        ENOMEM) are counted and reading goes on; a dead fd calls
@@ -434,9 +434,24 @@ static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
 }
 
 /*
- * offloadSplit(frame) -> Buffer[] and offloadCoalesce(packets) -> Buffer[] (frames with virtio
+ * offloadSplit(frame) -> Uint8Array[] and offloadCoalesce(packets) -> Uint8Array[] (frames with virtio
  * headers): the reader's and writer's offload steps without a TUN, for tests.
  */
+/*
+ * A plain Uint8Array holding a copy of src, over its own ArrayBuffer. Everything the readers hand to
+ * JavaScript is a plain Uint8Array, never a Buffer: one object map on the whole data path, so the code
+ * V8 optimised on the start-up warm-up's packets is not thrown away ("wrong map" deopt) by the first
+ * live packet, and subarray() is V8's builtin instead of Buffer's JS override.
+ */
+static napi_status make_u8_copy(napi_env env, const uint8_t *src, size_t len, napi_value *out) {
+  void *data = NULL;
+  napi_value ab;
+  napi_status st = napi_create_arraybuffer(env, len, &data, &ab);
+  if (st != napi_ok) return st;
+  if (len > 0) memcpy(data, src, len);
+  return napi_create_typedarray(env, napi_uint8_array, len, ab, 0, out);
+}
+
 typedef struct {
   napi_env env;
   napi_value arr;
@@ -446,7 +461,7 @@ typedef struct {
 static int collect_emit(void *arg, const uint8_t *packet, size_t len) {
   collect_ctx *c = (collect_ctx *)arg;
   napi_value b;
-  if (napi_create_buffer_copy(c->env, len, packet, NULL, &b) != napi_ok) return 1;
+  if (make_u8_copy(c->env, packet, len, &b) != napi_ok) return 1;
   return napi_set_element(c->env, c->arr, c->n++, b) != napi_ok;
 }
 
@@ -498,7 +513,7 @@ static napi_value offload_coalesce_js(napi_env env, napi_callback_info info) {
     int k = offload_group(ptrs + i, lens + i, (int)(count - i));
     size_t flen = offload_build(ptrs + i, lens + i, k, frame);
     napi_value b;
-    NAPI_OK_OR_RETURN(env, napi_create_buffer_copy(env, flen, frame, NULL, &b), NULL);
+    NAPI_OK_OR_RETURN(env, make_u8_copy(env, frame, flen, &b), NULL);
     NAPI_OK_OR_RETURN(env, napi_set_element(env, out, n++, b), NULL);
     i += (uint32_t)k;
   }
@@ -683,7 +698,7 @@ static void invoke(napi_env env, napi_async_context context, napi_ref callback, 
 #define PACKET_TAILROOM 31 /* padding to a multiple of 16 (at most 15) + the 16-byte tag */
 
 static napi_status make_packet(napi_env env, bool room, const uint8_t *src, size_t len, napi_value *out) {
-  if (!room) return napi_create_buffer_copy(env, len, src, NULL, out);
+  if (!room) return make_u8_copy(env, src, len, out);
   void *data = NULL;
   napi_value ab;
   size_t total = len + PACKET_HEADROOM + PACKET_TAILROOM;
@@ -872,7 +887,9 @@ static void udp_reader_on_poll(tun_reader *r, int status) {
     }
     if (keep > 0) {
       void *dst = NULL, *meta_p = NULL;
-      if (napi_create_buffer(env, total > 0 ? total : 1, &dst, &data) != napi_ok ||
+      napi_value data_ab;
+      if (napi_create_arraybuffer(env, total > 0 ? total : 1, &dst, &data_ab) != napi_ok ||
+          napi_create_typedarray(env, napi_uint8_array, total, data_ab, 0, &data) != napi_ok ||
           napi_create_arraybuffer(env, (size_t)keep * 2 * sizeof(uint32_t), &meta_p, &meta_ab) != napi_ok ||
           napi_create_typedarray(env, napi_uint32_array, (size_t)keep * 2, meta_ab, 0, &meta) != napi_ok)
         goto out;

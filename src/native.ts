@@ -35,7 +35,7 @@ export type TunReaderCallback = (packets: Uint8Array[] | null, err?: NativeError
  * [length, source port] per datagram, `addresses` their source addresses (numeric text, IPv4-mapped
  * sources as IPv4, link-local IPv6 with `%zone`). Once, when the socket died: `(null, err)`.
  */
-export type UdpReaderCallback = (data: Buffer | null, metaOrErr?: Uint32Array | NativeError, addresses?: string[]) => void;
+export type UdpReaderCallback = (data: Uint8Array | null, metaOrErr?: Uint32Array | NativeError, addresses?: string[]) => void;
 
 export interface NativeAddon {
   /** Opens /dev/net/tun (O_RDWR|O_NONBLOCK|O_CLOEXEC), TUNSETIFF IFF_TUN|IFF_NO_PI; `name` may hold a %d pattern. */
@@ -46,7 +46,8 @@ export interface NativeAddon {
   /**
    * With `vnetHdr`, frames are split (TSO) and checksums completed; the callback gets plain IP packets.
    * With `room`, each packet is a Uint8Array view with 16 zeroed bytes before it and 31 after it in its
-   * own ArrayBuffer (src/tun/tun.ts PACKET_HEADROOM/PACKET_TAILROOM); otherwise a Buffer copy.
+   * own ArrayBuffer (src/tun/tun.ts PACKET_HEADROOM/PACKET_TAILROOM); otherwise a plain Uint8Array copy
+   * (never a Buffer: one object map on the data path).
    */
   tunReaderStart(fd: number, maxBatch: number, bufSize: number, cb: TunReaderCallback, vnetHdr?: boolean, room?: boolean): TunReaderHandle;
   /** Idempotent. Must be called before the fd is closed. */
@@ -76,9 +77,9 @@ export interface NativeAddon {
    */
   sdNotify(path: string, text: string): number;
   /** The reader's offload step alone (tests): one IFF_VNET_HDR frame → plain packets, or null when malformed. */
-  offloadSplit(frame: Uint8Array): Buffer[] | null;
+  offloadSplit(frame: Uint8Array): Uint8Array[] | null;
   /** The writer's offload step alone (tests): packets → frames with virtio headers (consecutive TCP segments coalesced). */
-  offloadCoalesce(packets: Uint8Array[]): Buffer[];
+  offloadCoalesce(packets: Uint8Array[]): Uint8Array[];
 }
 
 export const NATIVE_ADDON_FILE = join('build', 'Release', 'kubespand_native.node');

@@ -391,7 +391,10 @@ export class UdpBind implements Bind {
       this.sizeBuffers(sock);
       sock.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => {
         if (sock !== this.v4 && sock !== this.v6) return; // a socket being replaced by a rebind
-        this.pending.push({ data: msg, from: { address: normalizeReceivedAddress(rinfo.address), port: rinfo.port } });
+        // a plain Uint8Array view, like the native reader's: the core then sees one object map (a Buffer
+        // would deoptimise the code the start-up warm-up optimised)
+        const data = new Uint8Array(msg.buffer, msg.byteOffset, msg.length);
+        this.pending.push({ data, from: { address: normalizeReceivedAddress(rinfo.address), port: rinfo.port } });
         if (!this.flushScheduled) {
           this.flushScheduled = true;
           setImmediate(this.flush);

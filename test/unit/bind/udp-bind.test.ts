@@ -57,7 +57,10 @@ for (const native of [true, false]) describe(`UdpBind on loopback (${native ? 'n
     expect(b.receivePath).toBe(native ? 'native' : 'dgram');
     const atB = collect(b);
     for (let i = 0; i < 20; i++) a.send({ address: i % 2 ? '::1' : '127.0.0.1', port: portB }, Buffer.from(`d${i}`));
-    expect((await atB.next(20)).map(text).sort()).toEqual([...Array(20).keys()].map((i) => `d${i}`).sort());
+    const got = await atB.next(20);
+    expect(got.map(text).sort()).toEqual([...Array(20).keys()].map((i) => `d${i}`).sort());
+    // either path hands the core plain Uint8Arrays, never Buffers (one object map on the data path)
+    expect(got.every((d) => Object.getPrototypeOf(d.data) === Uint8Array.prototype)).toBe(true);
     expect(b.stats.received).toBe(20);
     // dgram's own receiver is stopped while the native reader runs: every datagram comes one way
     expect(b.stats.receivedNative).toBe(native ? 20 : 0);

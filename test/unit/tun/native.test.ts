@@ -68,7 +68,10 @@ describe('tunReaderStart / tunReaderStop', () => {
     expect(sizes).toEqual([4, 4, 2]);
     const firstBytes = r.events.flatMap((e) => ('packets' in e ? e.packets.map((p) => p[0]) : []));
     expect(firstBytes).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    expect(r.events.every((e) => 'packets' in e && e.packets.every((p) => Buffer.isBuffer(p) && p.length === 100))).toBe(true);
+    // plain Uint8Arrays (not Buffers), each over its own ArrayBuffer: one object map on the data path
+    expect(
+      r.events.every((e) => 'packets' in e && e.packets.every((p) => Object.getPrototypeOf(p) === Uint8Array.prototype && p.length === 100 && p.byteOffset === 0 && p.buffer.byteLength === 100)),
+    ).toBe(true);
     native.tunReaderStop(r.handle);
     native.tunReaderStop(r.handle); // idempotent
   });
@@ -100,7 +103,7 @@ describe('tunReaderStart / tunReaderStop', () => {
     writeSync(writer, 'last words');
     closeSync(writer); // EOF after the data
     while (!r.events.some((e) => 'err' in e)) await r.next();
-    expect(r.events[0]).toEqual({ packets: [Buffer.from('last words')] });
+    expect(r.events[0]).toEqual({ packets: [new Uint8Array(Buffer.from('last words'))] });
     const last = r.events.at(-1) as { err: NativeError };
     expect(last.err).toBeInstanceOf(Error);
     expect(last.err.code).toBe('EIO');

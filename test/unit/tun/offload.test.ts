@@ -91,12 +91,14 @@ describe('TUN offload: coalesce and split', () => {
       const frames = native.offloadCoalesce(pkts);
       expect(frames).toHaveLength(1);
       const f = frames[0]!;
+      expect(Object.getPrototypeOf(f)).toBe(Uint8Array.prototype); // a plain Uint8Array, not a Buffer
+      const u16 = (off: number): number => f[off]! | (f[off + 1]! << 8);
       expect(f[0]).toBe(1); // NEEDS_CSUM
       expect(f[1]).toBe(v6 ? 4 : 1); // TCPV6 / TCPV4
-      expect(f.readUInt16LE(2)).toBe((v6 ? 40 : 20) + 32); // hdr_len
-      expect(f.readUInt16LE(4)).toBe(1000); // gso_size
-      expect(f.readUInt16LE(6)).toBe(v6 ? 40 : 20); // csum_start
-      expect(f.readUInt16LE(8)).toBe(16); // csum_offset
+      expect(u16(2)).toBe((v6 ? 40 : 20) + 32); // hdr_len
+      expect(u16(4)).toBe(1000); // gso_size
+      expect(u16(6)).toBe(v6 ? 40 : 20); // csum_start
+      expect(u16(8)).toBe(16); // csum_offset
       expect(f.length).toBe(10 + (v6 ? 40 : 20) + 32 + 10_000);
       const back = native.offloadSplit(f)!;
       expect(back.map(hex)).toEqual(pkts.map(hex));
