@@ -10,7 +10,8 @@ import { startUapiServer, type UapiServer } from '../uapi/server.js';
 import type { UapiLog } from '../uapi/types.js';
 import { systemClock, systemRandom } from './system.js';
 import { WireguardDevice } from './wireguard-device.js';
-import { warmUpDataPath, type WarmupReport } from './warmup.js';
+import { WarmPair, warmUpDataPath, type WarmupReport } from './warmup.js';
+import { KEEPWARM_WINDOW_MS, keepWarmPeriodFromEnv, keepWarmStep, keepWarmWake } from './keep-warm.js';
 import { describeDatapath } from '../native-datapath.js';
 import type { Logger } from '../log.js';
 
@@ -40,6 +41,11 @@ export interface StartDeviceOptions {
    * configuration), so it is not the default.
    */
   warmup?: 'off' | 'initial' | 'full';
+  /**
+   * Keep-warm tick period in ms while live traffic flows (keep-warm.ts), null for none. Default: the
+   * environment's KUBESPAND_KEEPWARM ("off", "on" = 3 ms, or 1-1000 ms), else off.
+   */
+  keepWarmMs?: number | null;
 }
 
 function uapiLog(log: Logger): UapiLog {
@@ -52,6 +58,9 @@ function uapiLog(log: Logger): UapiLog {
 
 export async function startDevice(opts: StartDeviceOptions): Promise<RunningDevice> {
   const mtu = opts.mtu ?? DEFAULT_MTU;
+  // settings from the environment are checked before anything is created
+  const warmMode = opts.warmup ?? warmupFromEnv(process.env.KUBESPAND_WARMUP);
+  const keepWarmMs = opts.keepWarmMs !== undefined ? opts.keepWarmMs : keepWarmPeriodFromEnv(process.env.KUBESPAND_KEEPWARM);
   const tun = opts.tunFd !== undefined ? tunFromFd(opts.tunFd, opts.ifname, mtu) : openLinuxTun(opts.ifname, { mtu });
   const ifname = tun.name;
   const log = opts.log.child({ interface: ifname });
@@ -72,7 +81,7 @@ export async function startDevice(opts: StartDeviceOptions): Promise<RunningDevi
     return stopping;
   };
   device.onClose((reason) => void stop(reason));
-  const warmMode = opts.warmup ?? warmupFromEnv(process.env.KUBESPAND_WARMUP);
+  const packetsHaveRoom = tun.packetsHaveRoom === true;
   const warm = warmMode !== 'off';
   try {
     await device.start(opts.listenPort ?? 0);
@@ -82,7 +91,7 @@ export async function startDevice(opts: StartDeviceOptions): Promise<RunningDevi
       // 6 handshakes + 512 packets: first reply 6.6 ms vs 9.0 with 2 + 128, and 12 + 1024 was no better
       // (bench/latency.ts, 5 tunnels per row, bench/results/2026-11-26T19-10-50Z-latency.json)
       const crypto = device.core.crypto;
-      reportWarmup(log, crypto.name, 'initial', await warmUpDataPath({ crypto, clock: systemClock, random: systemRandom, mtu, handshakes: 6, packets: 512, sliceMs: 1000 }));
+      reportWarmup(log, crypto.name, 'initial', await warmUpDataPath({ crypto, clock: systemClock, random: systemRandom, mtu, packetsHaveRoom, handshakes: 6, packets: 512, sliceMs: 1000 }));
     }
     uapi = await startUapiServer(ifname, device, {
       log: uapiLog(log),
@@ -99,11 +108,63 @@ export async function startDevice(opts: StartDeviceOptions): Promise<RunningDevi
     // the rest of the warm-up (enough calls for V8 to optimise the hot functions) in the background,
     // in 1 ms slices so that live packets wait at most that long
     const crypto = device.core.crypto;
-    void warmUpDataPath({ crypto, clock: systemClock, random: systemRandom, mtu, sliceMs: 1, cancelled: () => stopping !== null })
+    void warmUpDataPath({ crypto, clock: systemClock, random: systemRandom, mtu, packetsHaveRoom, sliceMs: 1, cancelled: () => stopping !== null })
       .then((r) => reportWarmup(log, crypto.name, 'background', r))
       .catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'data-path warm-up failed'));
   }
+  if (keepWarmMs !== null) startKeepWarm(device, new WarmPair({ crypto: device.core.crypto, clock: systemClock, random: systemRandom, mtu, packetsHaveRoom }), keepWarmMs, log);
   return { device, uapi, stopped, stop };
+}
+
+/**
+ * The keep-warm timer (keep-warm.ts decides): armed by live traffic (the device's next-activity
+ * callback), it ticks every `periodMs` until the window since the last live packet has passed, then
+ * goes away until the next live packet. A tick whose packet comes out changed is logged (a broken
+ * crypto provider) and ends keep-warm; so does a tick that throws.
+ */
+function startKeepWarm(device: WireguardDevice, pair: WarmPair, periodMs: number, log: Logger): void {
+  const traffic = (): number => device.stats.packetsFromTun + device.stats.datagramsIn;
+  let state = keepWarmWake(-Infinity, traffic());
+  let timer: NodeJS.Timeout | null = null;
+  let stopped = false;
+  const idle = (): void => {
+    if (timer) clearInterval(timer);
+    timer = null;
+    if (!stopped) device.onNextActivity(wake);
+  };
+  const stop = (): void => {
+    stopped = true;
+    if (timer) clearInterval(timer);
+    timer = null;
+  };
+  function wake(): void {
+    if (stopped) return;
+    state = keepWarmWake(systemClock.now(), traffic());
+    timer = setInterval(fire, periodMs);
+    timer.unref();
+  }
+  function fire(): void {
+    const d = keepWarmStep(state, systemClock.now(), traffic());
+    if (d.tick) {
+      let ok = false;
+      try {
+        ok = pair.tick();
+      } catch (err) {
+        log.error({ err: err instanceof Error ? err.message : String(err) }, 'keep-warm tick failed; keep-warm stopped');
+        stop();
+        return;
+      }
+      if (!ok) {
+        log.error({ provider: device.core.crypto.name }, 'keep-warm: a packet came out changed; the crypto provider is broken; keep-warm stopped');
+        stop();
+        return;
+      }
+    }
+    if (!d.keep) idle();
+  }
+  idle();
+  device.onClose(stop);
+  log.debug({ periodMs, windowMs: KEEPWARM_WINDOW_MS }, 'keep-warm armed');
 }
 
 function warmupFromEnv(value: string | undefined): 'off' | 'initial' | 'full' {

@@ -90,6 +90,7 @@ export class WireguardDevice implements UapiDevice {
         this.internalError('datagram', err);
       }
       this.flushDeliveries();
+      if (this.nextActivity !== null) this.fireActivity();
     });
     this.tun.onPackets((packets) => {
       this.stats.packetsFromTun += packets.length;
@@ -99,6 +100,7 @@ export class WireguardDevice implements UapiDevice {
         this.internalError('tun', err);
       }
       this.flushDeliveries();
+      if (this.nextActivity !== null) this.fireActivity();
     });
     this.tun.onClose((err) => {
       this.log.info({ err: err?.message }, 'TUN closed');
@@ -110,6 +112,27 @@ export class WireguardDevice implements UapiDevice {
       this.flushDeliveries();
     }, TIMER_TICK_MS);
     this.log.info({ listenPort: this.listenPort }, 'device started');
+  }
+
+  private nextActivity: (() => void) | null = null;
+
+  /**
+   * Calls `cb` once, after the next batch of live packets (from the TUN or the network) has been
+   * handled and flushed; replaces an earlier callback not yet called. The keep-warm timer uses it to
+   * wake up with traffic instead of polling the counters.
+   */
+  onNextActivity(cb: () => void): void {
+    this.nextActivity = cb;
+  }
+
+  private fireActivity(): void {
+    const cb = this.nextActivity!;
+    this.nextActivity = null;
+    try {
+      cb();
+    } catch (err) {
+      this.internalError('activity', err);
+    }
   }
 
   /** A bug in the core must not take the whole mesh down with it: log it loudly and keep serving. */

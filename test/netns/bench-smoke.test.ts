@@ -309,10 +309,10 @@ describe('scale bench, 20 peers', () => {
 describe('latency bench, one tunnel per row', () => {
   it('measures every latency figure for wireguard-go and kubespand, with a variant row, and cleans up', async () => {
     const dir = mkdtempSync(join(out, 'latency-'));
-    const r = await runNode('latency.js', ['--rounds', '1', '--variant', 'off:KUBESPAND_WARMUP=off', '--out', dir], 170_000);
+    const r = await runNode('latency.js', ['--rounds', '1', '--variant', 'kw:KUBESPAND_KEEPWARM=on,KUBESPAND_WARMUP=off', '--out', dir], 170_000);
     expect(r.code, r.stderr.slice(-2000)).toBe(0);
     const report = jsonIn(dir, '-latency.json') as { rounds: number; samples: Record<string, { firstReplyMs: number | null; avg20: number | null; avg100: number | null; avg2: number | null; notes: string[] }[]> };
-    expect(Object.keys(report.samples)).toEqual(['wireguard-go↔wireguard-go', 'kubespand↔kubespand', 'kubespand (off)']);
+    expect(Object.keys(report.samples)).toEqual(['wireguard-go↔wireguard-go', 'kubespand↔kubespand', 'kubespand (kw)']);
     for (const [name, runs] of Object.entries(report.samples)) {
       expect(runs, name).toHaveLength(1);
       const s = runs[0]!;
