@@ -12,8 +12,12 @@
  *
  * --other-build DIR adds a row for another kubespand checkout (built), e.g. the commit before a change.
  *
+ * --floor adds a row for bench/null-tunnel.ts: a plaintext tunnel over kubespand's own TUN reader and
+ * UDP bind in Node, no protocol at all (ping columns only). It is the floor under kubespand's ping: what
+ * Node and the shells cost, so the difference to the kubespand row is the protocol core.
+ *
  *   npm run build && node dist/bench/latency.js [--rounds 5] [--variant NAME:K=V[,K=V]]… [--other-build DIR]
- *       [--out DIR] [--no-wg]
+ *       [--floor] [--out DIR] [--no-wg]
  *
  * Writes `<out>/<stamp>-latency.json` and prints a Markdown table. Never fails on a number.
  */
@@ -21,13 +25,15 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Topology } from '../src/netns/topology.js';
+import { fileURLToPath } from 'node:url';
 import { ADDR, buildTunnel, emptyResult, pingSummary, stopDaemon, type PairId } from './lib/netns-bench.js';
 import { fileStamp, gitHead, RESULTS_DIR } from './lib/paths.js';
 import { describeMachine, machineInfo } from './lib/proc.js';
 
 interface Variant {
   name: string;
-  pair: PairId;
+  /** 'floor': the plaintext null tunnel (--floor). */
+  pair: PairId | 'floor';
   env: Record<string, string>;
   other?: string;
 }
@@ -51,9 +57,21 @@ const { values } = parseArgs({
     out: { type: 'string', default: RESULTS_DIR },
     'no-wg': { type: 'boolean', default: false },
     'other-build': { type: 'string' },
+    floor: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
   },
   strict: true,
 });
+if (values.help) {
+  process.stdout.write(
+    'node dist/bench/latency.js [--rounds 5] [--variant NAME:KEY=VALUE[,KEY=VALUE]]… [--other-build DIR] [--floor] [--out DIR] [--no-wg]\n' +
+      '  N fresh tunnels per row, interleaved; medians of first reply, start→reply and pings every 20/100/2 ms.\n' +
+      '  --variant   a kubespand row with extra environment (e.g. keepwarm:KUBESPAND_KEEPWARM=on)\n' +
+      '  --other-build DIR   a row for another built kubespand checkout\n' +
+      '  --floor     a row for a plaintext Node tunnel over the same TUN and UDP shells (no protocol)\n',
+  );
+  process.exit(0);
+}
 const rounds = Number(values.rounds);
 if (!Number.isInteger(rounds) || rounds < 1 || rounds > 100) {
   process.stderr.write(`latency: --rounds must be a whole number from 1 to 100, got ${JSON.stringify(values.rounds)}\n`);
@@ -81,6 +99,8 @@ for (const spec of values.variant) {
   variants.push({ name: `kubespand (${name})`, pair: 'ks-ks', env });
 }
 
+if (values.floor) variants.push({ name: 'plaintext Node tunnel (floor)', pair: 'floor', env: {} });
+
 if (values['other-build'] !== undefined) {
   const dir = values['other-build'];
   variants.push({ name: `kubespand (${dir})`, pair: 'other', env: {}, other: dir });
@@ -104,9 +124,44 @@ async function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Pr
   }
 }
 
+const NULL_TUNNEL = fileURLToPath(new URL('./null-tunnel.js', import.meta.url));
+
+/** The --floor row: two null tunnels (bench/null-tunnel.ts) across a veth pair; ping columns only. */
+async function oneFloor(topo: Topology, n: number): Promise<Sample> {
+  const s: Sample = { readyMs: null, firstReplyMs: null, startToReplyMs: null, avg20: null, min20: null, avg100: null, avg2: null, notes: [] };
+  const nsA = topo.netns(`a${n}`);
+  const nsB = topo.netns(`b${n}`);
+  topo.veth(nsA, [`${ADDR.outerA}/24`], nsB, [`${ADDR.outerB}/24`]);
+  const ifA = `${topo.tag}A${n}`;
+  const ifB = `${topo.tag}B${n}`;
+  const a = topo.spawn(nsA, process.execPath, [NULL_TUNNEL, ifA, `${ADDR.tunnelA}/24`, String(ADDR.portA), ADDR.outerB, String(ADDR.portB)]);
+  const b = topo.spawn(nsB, process.execPath, [NULL_TUNNEL, ifB, `${ADDR.tunnelB}/24`, String(ADDR.portB), ADDR.outerA, String(ADDR.portA)]);
+  try {
+    const deadline = performance.now() + 20_000;
+    while (!(a.output().includes('ready') && b.output().includes('ready'))) {
+      if (performance.now() > deadline) {
+        s.notes.push(`null tunnel not ready within 20 s: ${(a.output() + b.output()).slice(-300)}`);
+        return s;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // one echo first, like the tunnels' first reply (it also fills the neighbour tables)
+    await pingSummary(nsA, ADDR.tunnelB, 1, 0.2, 6);
+    const p20 = await pingSummary(nsA, ADDR.tunnelB, 50, 0.02, 2);
+    s.avg20 = p20.avgMs;
+    s.min20 = p20.minMs;
+    s.avg100 = (await pingSummary(nsA, ADDR.tunnelB, 20, 0.1, 2)).avgMs;
+    s.avg2 = (await pingSummary(nsA, ADDR.tunnelB, 300, 0.002, 2)).avgMs;
+  } finally {
+    await Promise.all([a.stop('SIGTERM', 5_000), b.stop('SIGTERM', 5_000)]);
+  }
+  return s;
+}
+
 async function oneTunnel(topo: Topology, n: number, v: Variant): Promise<Sample> {
+  if (v.pair === 'floor') return oneFloor(topo, n);
   const impl = v.pair === 'wg-wg' ? 'wireguard-go' : v.pair === 'other' ? 'kubespand-other' : 'kubespand';
-  const result = emptyResult(v.pair);
+  const result = emptyResult(v.pair as PairId);
   const s: Sample = { readyMs: null, firstReplyMs: null, startToReplyMs: null, avg20: null, min20: null, avg100: null, avg2: null, notes: result.notes };
   // daemons inherit process.env at spawn time
   const tunnel = await withEnv(v.env, () => buildTunnel(topo, n, impl, impl, result, null, v.other ?? null));
@@ -193,6 +248,7 @@ for (const v of variants) {
 }
 lines.push('');
 lines.push('(n×) = this row / wireguard-go↔wireguard-go, same run; lower is better. first reply = the first echo through the fresh tunnel (its handshake included); start→reply = spawning both daemons until that reply.');
+if (values.floor) lines.push('plaintext Node tunnel (floor) = bench/null-tunnel.ts: kubespand\'s TUN reader and UDP bind forwarding packets unchanged, no protocol; the gap between it and kubespand is the protocol core.');
 process.stdout.write(lines.join('\n') + '\n');
 mkdirSync(values.out, { recursive: true });
 const file = join(values.out, `${fileStamp(started)}-latency.json`);

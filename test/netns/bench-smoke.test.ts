@@ -309,16 +309,20 @@ describe('scale bench, 20 peers', () => {
 describe('latency bench, one tunnel per row', () => {
   it('measures every latency figure for wireguard-go and kubespand, with a variant row, and cleans up', async () => {
     const dir = mkdtempSync(join(out, 'latency-'));
-    const r = await runNode('latency.js', ['--rounds', '1', '--variant', 'kw:KUBESPAND_KEEPWARM=on,KUBESPAND_WARMUP=off', '--out', dir], 170_000);
+    const r = await runNode('latency.js', ['--rounds', '1', '--variant', 'kw:KUBESPAND_KEEPWARM=on,KUBESPAND_WARMUP=off', '--floor', '--out', dir], 170_000);
     expect(r.code, r.stderr.slice(-2000)).toBe(0);
     const report = jsonIn(dir, '-latency.json') as { rounds: number; samples: Record<string, { firstReplyMs: number | null; avg20: number | null; avg100: number | null; avg2: number | null; notes: string[] }[]> };
-    expect(Object.keys(report.samples)).toEqual(['wireguard-go↔wireguard-go', 'kubespand↔kubespand', 'kubespand (kw)']);
+    const floor = 'plaintext Node tunnel (floor)';
+    expect(Object.keys(report.samples)).toEqual(['wireguard-go↔wireguard-go', 'kubespand↔kubespand', 'kubespand (kw)', floor]);
     for (const [name, runs] of Object.entries(report.samples)) {
       expect(runs, name).toHaveLength(1);
       const s = runs[0]!;
       expect(s.notes, name).toEqual([]);
-      for (const v of [s.firstReplyMs, s.avg20, s.avg100, s.avg2]) expect(v, name).toBeGreaterThan(0);
+      // the floor (bench/null-tunnel.ts) has no handshake: ping columns only
+      if (name === floor) expect(s.firstReplyMs).toBeNull();
+      for (const v of name === floor ? [s.avg20, s.avg100, s.avg2] : [s.firstReplyMs, s.avg20, s.avg100, s.avg2]) expect(v, name).toBeGreaterThan(0);
     }
+    expect(r.stdout).toMatch(/^\| plaintext Node tunnel \(floor\) \| – \| – \| [\d.]+ \(/m);
     expect(r.stdout).toMatch(/^\| kubespand↔kubespand \| [\d.]+ \([\d.]+×\) \|/m);
     expect(sh('ip', ['netns', 'list'])).not.toMatch(/^ksl/m);
   }, 180_000);
