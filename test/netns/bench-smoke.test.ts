@@ -345,3 +345,22 @@ describe('UDP receive bench', () => {
     }
   });
 });
+
+describe('cold-ops bench', () => {
+  it('times every operation cold and warm, and refuses bad arguments naming them', async () => {
+    const r = await runNode('cold-ops.js', ['--rounds', '3', '--gap-ms', '2'], 60_000);
+    expect(r.code, r.stderr.slice(-2000)).toBe(0);
+    const rows = r.stdout.split('\n').filter((l) => /^\| [^-o]/.test(l) && !l.startsWith('| operation'));
+    expect(rows.length).toBeGreaterThanOrEqual(9);
+    for (const row of rows) {
+      const m = /\| ([\d.]+) \| ([\d.]+) \|$/.exec(row);
+      expect(m, row).not.toBeNull();
+      expect(Number(m![1])).toBeGreaterThan(0);
+      expect(Number(m![2])).toBeGreaterThan(0);
+    }
+    const bad = await runNode('cold-ops.js', ['--rounds', '1'], 30_000);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--rounds 3..10000');
+    expect(bad.stderr).toContain('"1"');
+  });
+});
