@@ -9,7 +9,7 @@ import { createChannelBindPair } from '../../../src/bind/channel-bind.js';
 import { nodeCrypto } from '../../../src/noise/crypto-node.js';
 import { nobleCrypto } from '../../../src/noise/crypto-noble.js';
 import { nativeCrypto } from '../../../src/noise/crypto-native.js';
-import type { Aead, CryptoProvider } from '../../../src/noise/crypto.js';
+import { corruptingCrypto } from '../../support/broken-crypto.js';
 import { REJECT_AFTER_TIME_MS, REKEY_AFTER_TIME_MS } from '../../../src/noise/constants.js';
 import { ManualClock, SeededRandom } from '../../support/clock.js';
 import { ipv4Packet } from '../../support/core-pair.js';
@@ -67,21 +67,7 @@ describe('WarmPair.tick', () => {
   }
 
   it('returns false when the provider corrupts what it opens', () => {
-    const broken: CryptoProvider = {
-      ...nodeCrypto,
-      name: 'broken',
-      aead(key): Aead {
-        const inner = nodeCrypto.aead(key);
-        return {
-          seal: inner.seal,
-          open: (counter, ct, ad) => {
-            const pt = inner.open(counter, ct, ad);
-            if (pt && pt.length > 0) pt[0]! ^= 0x40;
-            return pt;
-          },
-        };
-      },
-    };
+    const broken = corruptingCrypto();
     const pair = new WarmPair({ crypto: broken, clock: new ManualClock(), random: new SeededRandom(4), mtu: 1420 });
     expect(pair.tick()).toBe(false);
   });

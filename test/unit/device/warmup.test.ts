@@ -5,7 +5,7 @@ import { systemClock, systemRandom } from '../../../src/device/system.js';
 import { nodeCrypto } from '../../../src/noise/crypto-node.js';
 import { nobleCrypto } from '../../../src/noise/crypto-noble.js';
 import { nativeCrypto } from '../../../src/noise/crypto-native.js';
-import type { Aead, CryptoProvider } from '../../../src/noise/crypto.js';
+import { corruptingCrypto } from '../../support/broken-crypto.js';
 
 const base = { clock: systemClock, random: systemRandom, mtu: 1420, yieldFn: () => Promise.resolve() };
 
@@ -24,30 +24,8 @@ describe('warmUpDataPath', () => {
   });
 
   it('reports a provider whose transport AEAD corrupts data as mismatches (or failed handshakes)', async () => {
-    // seals correctly but flips a plaintext byte on open after authentication: what a broken
-    // accelerator could do; the handshake still works, the packets come out changed
-    const broken: CryptoProvider = {
-      ...nodeCrypto,
-      name: 'broken',
-      aead(key): Aead {
-        const inner = nodeCrypto.aead(key);
-        return {
-          ...inner,
-          openInPlace: inner.openInPlace
-            ? (counter, buf, off, len) => {
-                const ok = inner.openInPlace!(counter, buf, off, len);
-                if (ok && len > 0) buf[off + len - 1]! ^= 0x01;
-                return ok;
-              }
-            : undefined,
-          open: (counter, ct, ad) => {
-            const pt = inner.open(counter, ct, ad);
-            if (pt && pt.length > 0) pt[pt.length - 1]! ^= 0x01;
-            return pt;
-          },
-        };
-      },
-    };
+    // seals correctly but flips a plaintext bit after a successful open: what a broken accelerator could do
+    const broken = corruptingCrypto();
     const r = await warmUpDataPath({ ...base, crypto: broken, handshakes: 1, packets: 64 });
     expect(r.mismatches).toBeGreaterThan(0);
   });
