@@ -188,6 +188,8 @@ describe('KubeSpan mesh in network namespaces', () => {
     const mac = topo.exec(wgo.ns, 'cat', [`/sys/class/net/${topo.exec(wgo.ns, 'ls', ['/sys/class/net']).split(/\s+/).find((l) => l.startsWith('va'))}/address`]).trim();
     const ula = eui64Address(kubespanPrefix(clusterId), mac).split('/')[0]!;
     const proc = topo.spawn(wgo.ns, 'wireguard-go', ['-f', wgo.ifname], { env: { ...process.env, WG_PROCESS_FOREGROUND: '1' } });
+    // (one full run had wireguard-go not answering `wg show` within 15 s while the three kubespand nodes
+    // ran; the rerun passed. Wait longer, and say what wireguard-go printed if it still does not answer.)
     await eventually(() => {
       try {
         topo.exec(wgo.ns, 'wg', ['show', wgo.ifname]);
@@ -195,8 +197,9 @@ describe('KubeSpan mesh in network namespaces', () => {
       } catch {
         return false;
       }
-    }, 15_000);
-    void proc;
+    }, 30_000).catch((err: unknown) => {
+      throw new Error(`wireguard-go (${wgo.ifname}) did not answer wg show within 30 s: ${(err as Error).message}; its output: ${proc.output().slice(-1500) || '(none)'}`);
+    });
     // as Talos configures KubeSpan: port 51820, PSK = cluster secret, keepalive 25 s; no endpoints of its own
     const peers = ['n1', 'n2', 'n3'].map((name) => {
       const id = identity(nodes[name]!);
