@@ -1,17 +1,18 @@
 /**
- * Keep-warm (opt-in: KUBESPAND_KEEPWARM=<ms>): while live traffic flows, one ping-sized packet through
- * the private warm-up pair (warmup.ts WarmPair) every few milliseconds, so the data path's code is
- * still in the CPU's caches when the next live packet comes.
+ * Keep-warm (opt-in: KUBESPAND_KEEPWARM=on|<ms>): while live traffic flows, one ping-sized packet
+ * through the private warm-up pair (warmup.ts WarmPair) every few milliseconds, so the data path's code
+ * is still in the CPU's caches when the next live packet comes.
  *
  * Why: an idle daemon runs each packet with cold caches. On the bench VM one cold packet through the
  * protocol core cost ~100 µs against ~5 µs warm (each distinct function or V8 builtin it touches costs
- * 2-8 µs cold), which made a ping every 20 ms ~0.84 ms through kubespand against ~0.45 ms through
- * wireguard-go, while a plaintext Node tunnel over the same TUN and UDP readers pinged at ~0.30 ms.
- * With a tick every 3 ms, pings every 100 ms came back in ~0.50-0.55 ms (off: ~0.80-0.92; wireguard-go
- * ~0.50) and every 20 ms in ~0.64-0.73 (bench/latency.ts; docs/benchmarks.md "Latency").
+ * 2-8 µs or more cold: bench/cold-ops.ts). In one latency run (bench/latency.ts --floor, 20:31Z) a ping
+ * every 20 / 100 ms took 0.848 / 0.785 ms through kubespand, 0.648 / 0.618 with a tick every 3 ms,
+ * 0.619 / 0.564 through a plaintext Node tunnel over the same TUN and UDP shells (the floor), and
+ * 0.483 / 0.491 through wireguard-go (docs/benchmarks.md "Latency"). A predictive variant (one tick just
+ * before the next expected packet) bought nothing: it is the sustained activity that helps.
  *
  * Cost: each tick wakes the process (~50 µs of CPU on the bench VM, all threads) and runs the packet
- * (~20 µs), so a 3 ms period cost ~3 % of a core per daemon while pings flowed every 100 ms
+ * (~20 µs), so a 3 ms period cost ~3-5 % of a core per daemon while pings flowed every 100 ms
  * (/proc/PID/task/N/schedstat). Ticks run only within KEEPWARM_WINDOW_MS of the last live packet and are
  * skipped when live packets already ran the path since the previous tick (bulk traffic pays nothing),
  * and an idle daemon has no keep-warm timer at all: the device calls back on its next live packet
