@@ -438,18 +438,29 @@ static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
  * headers): the reader's and writer's offload steps without a TUN, for tests.
  */
 /*
- * A plain Uint8Array holding a copy of src, over its own ArrayBuffer. Everything the readers hand to
- * JavaScript is a plain Uint8Array, never a Buffer: one object map on the whole data path, so the code
- * V8 optimised on the start-up warm-up's packets is not thrown away ("wrong map" deopt) by the first
- * live packet, and subarray() is V8's builtin instead of Buffer's JS override.
+ * Everything the readers hand to JavaScript is a plain Uint8Array, never a Buffer: one object map on
+ * the whole data path, so the code V8 optimised on the start-up warm-up's packets is not thrown away
+ * ("wrong map" deopt) by the first live packet, and subarray() is V8's builtin instead of Buffer's JS
+ * override. The memory comes from napi_create_buffer, which does not zero it (napi_create_arraybuffer
+ * does: for a 64-datagram batch that is ~90 KiB of zeroes written just to be overwritten); the Buffer
+ * is only a wrapper, and the Uint8Array views its whole ArrayBuffer.
  */
+static napi_status make_u8(napi_env env, size_t len, void **data, napi_value *out) {
+  napi_value buf, ab;
+  size_t off = 0;
+  napi_status st = napi_create_buffer(env, len > 0 ? len : 1, data, &buf);
+  if (st != napi_ok) return st;
+  st = napi_get_typedarray_info(env, buf, NULL, NULL, NULL, &ab, &off);
+  if (st != napi_ok) return st;
+  return napi_create_typedarray(env, napi_uint8_array, len, ab, off, out);
+}
+
+/* A plain Uint8Array holding a copy of src. */
 static napi_status make_u8_copy(napi_env env, const uint8_t *src, size_t len, napi_value *out) {
   void *data = NULL;
-  napi_value ab;
-  napi_status st = napi_create_arraybuffer(env, len, &data, &ab);
-  if (st != napi_ok) return st;
-  if (len > 0) memcpy(data, src, len);
-  return napi_create_typedarray(env, napi_uint8_array, len, ab, 0, out);
+  napi_status st = make_u8(env, len, &data, out);
+  if (st == napi_ok && len > 0) memcpy(data, src, len);
+  return st;
 }
 
 typedef struct {
@@ -887,9 +898,7 @@ static void udp_reader_on_poll(tun_reader *r, int status) {
     }
     if (keep > 0) {
       void *dst = NULL, *meta_p = NULL;
-      napi_value data_ab;
-      if (napi_create_arraybuffer(env, total > 0 ? total : 1, &dst, &data_ab) != napi_ok ||
-          napi_create_typedarray(env, napi_uint8_array, total, data_ab, 0, &data) != napi_ok ||
+      if (make_u8(env, total, &dst, &data) != napi_ok ||
           napi_create_arraybuffer(env, (size_t)keep * 2 * sizeof(uint32_t), &meta_p, &meta_ab) != napi_ok ||
           napi_create_typedarray(env, napi_uint32_array, (size_t)keep * 2, meta_ab, 0, &meta) != napi_ok)
         goto out;
