@@ -10,6 +10,7 @@ import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { bytesToHex } from '../../../src/noise/bytes.js';
 import { nodeCrypto as node, nodeCryptoTesting } from '../../../src/noise/crypto-node.js';
 import { nobleCrypto as noble } from '../../../src/noise/crypto-noble.js';
+import { expectX25519Agrees } from '../../support/x25519-agreement.js';
 
 const SIZES = [0, 1, 15, 16, 17, 63, 64, 65, 1420, 65503];
 const rand = (n: number) => new Uint8Array(randomBytes(n));
@@ -32,20 +33,8 @@ describe('nodeCrypto vs nobleCrypto', () => {
     }
   });
 
-  it('X25519 publicKey and dh agree on random keys, including raw (unclamped) scalars and arbitrary u', () => {
-    for (let i = 0; i < 50; i++) {
-      const a = rand(32);
-      const b = rand(32);
-      const pubA = node.publicKey(a);
-      expect(hex(pubA)).toBe(hex(noble.publicKey(a)));
-      const pubB = noble.publicKey(b);
-      const shared = node.dh(a, pubB);
-      expect(hex(shared)).toBe(hex(noble.dh(a, pubB)));
-      expect(hex(shared)).toBe(hex(noble.dh(b, pubA)));
-      // random 32 bytes as u (top bit set or not, possibly non-canonical)
-      const u = rand(32);
-      expect(hex(node.dh(a, u))).toBe(hex(noble.dh(a, u)));
-    }
+  it('X25519 publicKey and dh agree on random keys, including raw (unclamped) scalars and arbitrary or non-canonical u', () => {
+    expectX25519Agrees(node, noble, 50);
   });
 
   it('X25519 gives the same results through the JWK and the DER private-key import', () => {
