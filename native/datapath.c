@@ -363,6 +363,38 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
 
 
 /*
+ * out = X25519(priv, pub), or with pub == NULL the public key of priv; 1 on success. Both libraries
+ * clamp the scalar and ignore the point's top bit (RFC 7748). A low-order point gives the all-zero
+ * secret (libsodium writes it and returns -1, OpenSSL refuses to derive): 1 with zeros, which the
+ * handshake rejects.
+ */
+static int x25519_raw(const unsigned char *priv, const unsigned char *pub, unsigned char *out) {
+  if (sodium.loaded) {
+    if (pub == NULL) return sodium.scalarmult_base(out, priv) == 0;
+    (void)sodium.scalarmult(out, priv, pub);
+    return 1;
+  }
+  int ok = 0;
+  EVP_PKEY *sk = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, 32);
+  if (sk == NULL) return 0;
+  size_t len = 32;
+  if (pub == NULL) {
+    ok = EVP_PKEY_get_raw_public_key(sk, out, &len) == 1 && len == 32;
+  } else {
+    EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, pub, 32);
+    EVP_PKEY_CTX *ctx = pk != NULL ? EVP_PKEY_CTX_new(sk, NULL) : NULL;
+    if (ctx != NULL && EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_derive_set_peer(ctx, pk) == 1) {
+      if (EVP_PKEY_derive(ctx, out, &len) != 1 || len != 32) memset(out, 0, 32);
+      ok = 1;
+    }
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(pk);
+  }
+  EVP_PKEY_free(sk);
+  return ok;
+}
+
+/*
  * x25519(privateKey, publicKey | null, out) -> boolean
  * With a public key: out = X25519(privateKey, publicKey); a low-order point (OpenSSL refuses to
  * derive an all-zero secret) yields all zeros, which the handshake rejects. With null: out = the
@@ -385,42 +417,8 @@ static napi_value x25519_js(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "x25519: keys and output must be 32 bytes");
     return NULL;
   }
-  int ok = 0;
-  if (sodium.loaded) {
-    /* clamps the scalar and ignores the point's top bit like RFC 7748 (and OpenSSL); for a low-order
-       point it writes the all-zero secret and returns -1: the zeros are the answer the caller rejects */
-    if (pub == NULL) ok = sodium.scalarmult_base(out, priv) == 0;
-    else {
-      (void)sodium.scalarmult(out, priv, pub);
-      ok = 1;
-    }
-    napi_value result;
-    NAPI_OK(napi_get_boolean(env, ok, &result));
-    return result;
-  }
-  EVP_PKEY *sk = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, 32);
-  if (sk != NULL) {
-    size_t len = 32;
-    if (pub == NULL) {
-      ok = EVP_PKEY_get_raw_public_key(sk, out, &len) == 1 && len == 32;
-    } else {
-      EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, pub, 32);
-      EVP_PKEY_CTX *ctx = pk != NULL ? EVP_PKEY_CTX_new(sk, NULL) : NULL;
-      if (ctx != NULL && EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_derive_set_peer(ctx, pk) == 1) {
-        if (EVP_PKEY_derive(ctx, out, &len) == 1 && len == 32) {
-          ok = 1;
-        } else {
-          memset(out, 0, 32); /* low-order point: the all-zero secret, rejected by the caller */
-          ok = 1;
-        }
-      }
-      EVP_PKEY_CTX_free(ctx);
-      EVP_PKEY_free(pk);
-    }
-    EVP_PKEY_free(sk);
-  }
   napi_value result;
-  NAPI_OK(napi_get_boolean(env, ok, &result));
+  NAPI_OK(napi_get_boolean(env, x25519_raw(priv, pub, out), &result));
   return result;
 }
 
