@@ -145,22 +145,18 @@ function startKeepWarm(device: WireguardDevice, pair: WarmPair, periodMs: number
   }
   function fire(): void {
     const d = keepWarmStep(state, systemClock.now(), traffic());
-    if (d.tick) {
-      let ok = false;
-      try {
-        ok = pair.tick();
-      } catch (err) {
-        log.error({ err: err instanceof Error ? err.message : String(err) }, 'keep-warm tick failed; keep-warm stopped');
-        stop();
-        return;
-      }
-      if (!ok) {
-        log.error({ provider: device.core.crypto.name }, 'keep-warm: a packet came out changed; the crypto provider is broken; keep-warm stopped');
-        stop();
-        return;
-      }
-    }
+    if (d.tick && !tickLogged()) return stop();
     if (!d.keep) idle();
+  }
+  /** One tick; false (logged) when it threw or its packet came out changed. */
+  function tickLogged(): boolean {
+    try {
+      if (pair.tick()) return true;
+      log.error({ provider: device.core.crypto.name }, 'keep-warm: a packet came out changed; the crypto provider is broken; keep-warm stopped');
+    } catch (err) {
+      log.error({ err: err instanceof Error ? err.message : String(err) }, 'keep-warm tick failed; keep-warm stopped');
+    }
+    return false;
   }
   idle();
   device.onClose(stop);

@@ -87,8 +87,8 @@ export class WarmPair {
   private wire: { to: DeviceCore; from: Endpoint; data: Uint8Array }[] = [];
   private delivered: Uint8Array[] = [];
   private ticks = 0;
-  /** tick()'s packets, v4 and v6, each direction (built once): the packet, its bytes, and its whole buffer as built. */
-  private templates: { template: Uint8Array; packet: Uint8Array; room: Uint8Array }[] | undefined;
+  /** tick()'s packets (built on the first tick). */
+  private templates: { packet: Uint8Array; bytes: Uint8Array; buffer: Uint8Array }[] | undefined;
 
   constructor(private readonly opts: Pick<WarmupOptions, 'crypto' | 'clock' | 'random' | 'mtu' | 'packetsHaveRoom'>) {
     this.renew();
@@ -160,16 +160,20 @@ export class WarmPair {
    */
   tick(): boolean {
     const n = this.ticks++;
-    const fromA = (n & 1) === 0;
-    const i = n & 3;
-    const t = (this.templates ??= [this.packet(84, true, false, 0), this.packet(84, false, false, 1), this.packet(84, true, true, 2), this.packet(84, false, true, 3)].map(
-      (p) => ({ template: p.slice(), packet: p, room: new Uint8Array(p.buffer).slice() }),
-    ))[i]!;
+    const t = (this.templates ??= this.tickTemplates())[n & 3]!;
     // the same packet buffer every time, refilled (sealing in place overwrote it, and the other side
     // opened it in place): nothing to allocate, and nothing holds on to it once send() returns
-    new Uint8Array(t.packet.buffer).set(t.room);
-    const got = this.send(fromA, [t.packet]);
-    return got.length === 1 && constantTimeEqual(got[0]!, t.template);
+    new Uint8Array(t.packet.buffer).set(t.buffer);
+    const got = this.send((n & 1) === 0, [t.packet]);
+    return got.length === 1 && constantTimeEqual(got[0]!, t.bytes);
+  }
+
+  /** v4 from A, v4 from B, v6 from A, v6 from B: the packet, its bytes, and its whole buffer as built. */
+  private tickTemplates(): { packet: Uint8Array; bytes: Uint8Array; buffer: Uint8Array }[] {
+    return [0, 1, 2, 3].map((i) => {
+      const packet = this.packet(84, (i & 1) === 0, (i & 2) !== 0, i);
+      return { packet, bytes: packet.slice(), buffer: new Uint8Array(packet.buffer).slice() };
+    });
   }
 }
 
