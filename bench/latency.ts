@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Topology } from '../src/netns/topology.js';
 import { fileURLToPath } from 'node:url';
-import { ADDR, buildTunnel, emptyResult, pingSummary, stopDaemon, type PairId } from './lib/netns-bench.js';
+import { ADDR, buildTunnel, emptyResult, pingSummary, stopDaemon, tunnelHosts, type PairId } from './lib/netns-bench.js';
 import { fileStamp, gitHead, RESULTS_DIR } from './lib/paths.js';
 import { describeMachine, machineInfo } from './lib/proc.js';
 
@@ -129,11 +129,7 @@ const NULL_TUNNEL = fileURLToPath(new URL('./null-tunnel.js', import.meta.url));
 /** The --floor row: two null tunnels (bench/null-tunnel.ts) across a veth pair; ping columns only. */
 async function oneFloor(topo: Topology, n: number): Promise<Sample> {
   const s: Sample = { readyMs: null, firstReplyMs: null, startToReplyMs: null, avg20: null, min20: null, avg100: null, avg2: null, notes: [] };
-  const nsA = topo.netns(`a${n}`);
-  const nsB = topo.netns(`b${n}`);
-  topo.veth(nsA, [`${ADDR.outerA}/24`], nsB, [`${ADDR.outerB}/24`]);
-  const ifA = `${topo.tag}A${n}`;
-  const ifB = `${topo.tag}B${n}`;
+  const { nsA, nsB, ifA, ifB } = tunnelHosts(topo, n);
   const a = topo.spawn(nsA, process.execPath, [NULL_TUNNEL, ifA, `${ADDR.tunnelA}/24`, String(ADDR.portA), ADDR.outerB, String(ADDR.portB)]);
   const b = topo.spawn(nsB, process.execPath, [NULL_TUNNEL, ifB, `${ADDR.tunnelB}/24`, String(ADDR.portB), ADDR.outerA, String(ADDR.portA)]);
   try {

@@ -406,12 +406,16 @@ export interface Tunnel {
 }
 
 /** Fresh namespaces, both daemons, keys, addresses; measures ready times and the first reply. */
-export async function buildTunnel(topo: Topology, n: number, implA: Impl, implB: Impl, result: PairResult, profileDir: string | null, other: string | null): Promise<Tunnel | null> {
+/** Tunnel n's two namespaces joined by a veth with the outer addresses, and its interface names. */
+export function tunnelHosts(topo: Topology, n: number): { nsA: string; nsB: string; ifA: string; ifB: string } {
   const nsA = topo.netns(`a${n}`);
   const nsB = topo.netns(`b${n}`);
   topo.veth(nsA, [`${ADDR.outerA}/24`], nsB, [`${ADDR.outerB}/24`]);
-  const ifA = `${topo.tag}A${n}`;
-  const ifB = `${topo.tag}B${n}`;
+  return { nsA, nsB, ifA: `${topo.tag}A${n}`, ifB: `${topo.tag}B${n}` };
+}
+
+export async function buildTunnel(topo: Topology, n: number, implA: Impl, implB: Impl, result: PairResult, profileDir: string | null, other: string | null): Promise<Tunnel | null> {
+  const { nsA, nsB, ifA, ifB } = tunnelHosts(topo, n);
   const keys = await genKeys();
   const t0 = performance.now();
   const [ra, rb] = await Promise.allSettled([startDaemon(topo, nsA, ifA, implA, profileDir, other), startDaemon(topo, nsB, ifB, implB, profileDir, other)]);
